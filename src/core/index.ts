@@ -1,0 +1,3 @@
+export * from "./errno.js";
+export * from "./errors.js";
+export * from "./hex.js";
