@@ -1,0 +1,3 @@
+export * from "./builtin.js";
+export * from "./machine-file.js";
+export * from "./machine-schema.js";

@@ -1,0 +1,3 @@
+export * from "./acs.js";
+export * from "./acs-quirks.js";
+export * from "./groups.js";
