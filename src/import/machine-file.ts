@@ -84,7 +84,8 @@ class BarAllocator {
 
 function capabilitiesOf(f: MachineFunction, traits: KindTraits, isVf: boolean): CapabilityHelper[] {
   const caps: CapabilityHelper[] = [];
-  if (f.pm || traits.pcieType !== null) caps.push(pmCap({ noSoftReset: f.pm?.noSoftReset ?? false }));
+  if (f.pm !== false && (f.pm || traits.pcieType !== null))
+    caps.push(pmCap({ noSoftReset: f.pm?.noSoftReset ?? false }));
   if (f.af) caps.push(afCap({ flr: f.af.flr, tp: true }));
   if (f.msix) caps.push(msixCap({ tableSize: f.msix }));
   if (traits.pcieType !== null) {
@@ -98,6 +99,7 @@ function capabilitiesOf(f: MachineFunction, traits: KindTraits, isVf: boolean): 
         flr: f.flr ?? (!traits.bridge && traits.pcieType !== null),
         rcb128: f.rcb === 128,
         tenBitTag: f.tenBitTag,
+        extTag: f.extTag,
         tphCompleter: f.tphCompleter,
         slot: traits.pcieType === PCI_EXP_TYPE.ROOT_PORT || traits.pcieType === PCI_EXP_TYPE.DOWNSTREAM,
       }),

@@ -58,13 +58,16 @@ const Speed = z.number().refine((v) => (GTS as readonly number[]).includes(v), {
 const Width = z.number().int().refine((v) => [1, 2, 4, 8, 12, 16, 32].includes(v), {
   message: "expected a link width of 1, 2, 4, 8, 12, 16 or 32",
 });
+/** LnkCap may read 0 ("Unknown" speed, width x0) while LnkSta reports a link: QEMU's xio3130-downstream. */
+const MaxSpeed = z.union([z.literal(0), Speed]);
+const MaxWidth = z.union([z.literal(0), Width]);
 
 const Link = z
   .object({
     speed: Speed,
     width: Width,
-    maxSpeed: Speed.optional(),
-    maxWidth: Width.optional(),
+    maxSpeed: MaxSpeed.optional(),
+    maxWidth: MaxWidth.optional(),
     flit: z.boolean().optional(),
   })
   .strict();
@@ -145,13 +148,18 @@ const FunctionBase = z
     link: Link.optional(),
     acs: z.object({ cap: AcsBits, ctrl: AcsBits.default(0), egressBits: z.number().int().optional() }).strict().optional(),
     flr: z.boolean().optional(),
-    pm: z.object({ noSoftReset: z.boolean().default(false) }).strict().optional(),
+    /** `false`: no PM capability (PCIe kinds get one by default), e.g. QEMU's root and switch ports. */
+    pm: z
+      .union([z.literal(false), z.object({ noSoftReset: z.boolean().default(false) }).strict()])
+      .optional(),
     af: z.object({ flr: z.boolean().default(true) }).strict().optional(),
     mpsSupported: z.number().int().optional(),
     mps: z.number().int().optional(),
     mrrs: z.number().int().optional(),
     rcb: z.union([z.literal(64), z.literal(128)]).optional(),
     tenBitTag: z.boolean().optional(),
+    /** DevCap/DevCtl Extended Tag (default on); QEMU devices report ExtTag-. */
+    extTag: z.boolean().optional(),
     tphCompleter: z.enum(["none", "tph", "ext"]).optional(),
     tph: Tph.optional(),
     msix: z.number().int().min(1).max(2048).optional(),

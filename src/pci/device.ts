@@ -323,7 +323,8 @@ export class PciDev {
     const sta = this.config.read16(o + PCI_EXP_LNKSTA);
     const maxSpeed = LINK_SPEED_GTS[cap & 0xf] ?? 0;
     const maxWidth = (cap >> 4) & 0x3f;
-    if (!maxSpeed && !maxWidth) return null;
+    // A zero LnkCap with a live LnkSta still is a link (QEMU's xio3130-downstream reports LnkCap 0).
+    if (!maxSpeed && !maxWidth && !(sta & 0x3ff)) return null;
     return {
       speed: LINK_SPEED_GTS[sta & 0xf] ?? 0,
       width: (sta >> 4) & 0x3f,
