@@ -1,0 +1,57 @@
+import type { Command } from "commander";
+import { type DemoReport, storageRdmaDemo } from "../../analysis/demo.js";
+import { guard, print, printJson } from "../io.js";
+import { renderExplanation } from "./explain.js";
+import { renderMatrix } from "./matrix.js";
+
+function indent(text: string, by = "   "): string {
+  return text
+    .split("\n")
+    .map((l) => (l ? by + l : l))
+    .join("\n");
+}
+
+export function renderDemo(d: DemoReport): string {
+  const out: string[] = [];
+  out.push(`peerdma demo — machine builtin:${d.machine}`, indent(d.description, "  "), "");
+  out.push(
+    `Kernel profile: Linux ${d.kernel.profile} semantics, CONFIG_PCI_P2PDMA=${d.kernel.pciP2pdma ? "y" : "n"}. CPU: ${d.cpu}.`,
+    "",
+  );
+  out.push(
+    `1. SPDK: can the RDMA NIC ${d.spdk.nic} write straight into the NVMe controller's CMB?`,
+    `   The NVMe ${d.spdk.nvme} is owned by SPDK through vfio-pci; its CMB is BAR${d.spdk.cmb.bar} (${d.spdk.cmb.size} at ${d.spdk.cmb.cpuAddress}).`,
+    "",
+    indent(renderExplanation(d.spdk.explanation, "")).trimEnd(),
+    "",
+  );
+  out.push(`2. Data direct: which function should DMA into GPU ${d.dataDirect.gpu}'s memory?`, "");
+  for (const c of d.dataDirect.candidates) {
+    out.push(
+      `   ${c.label}: ${c.initiator} → ${c.target}`,
+      `     ${c.mapType}, path ${c.pathType}: ${c.hops.join(" → ")}`,
+      `     line rate ${c.bandwidthGBps?.toFixed(3) ?? "-"} GB/s, effective ${c.effectiveGBps?.toFixed(3) ?? "-"} GB/s, limited by ${c.limit}`,
+    );
+  }
+  out.push(`   → the ${d.dataDirect.faster} path is faster on this machine.`, "");
+  out.push("3. GPU to GPU: gpu0 writing into gpu1's VRAM aperture (gpu1 is bound to vfio-pci)", "");
+  out.push(indent(renderExplanation(d.gpuToGpu, "")).trimEnd(), "");
+  out.push(`4. IOMMU groups (${d.iommuGroups.length}):`);
+  for (const g of d.iommuGroups) out.push(`   group ${g.id}: ${g.devices.join(" ")}`);
+  out.push("", "5. The whole P2P matrix:", "", indent(renderMatrix(d.matrix, "")));
+  return out.join("\n");
+}
+
+export function registerDemo(program: Command): void {
+  program
+    .command("demo")
+    .description("the main job on the built-in storage/RDMA host, told as a story")
+    .option("--json", "machine-readable output")
+    .action((opts: { json?: boolean }) =>
+      guard(() => {
+        const d = storageRdmaDemo();
+        if (opts.json) printJson(d);
+        else print(renderDemo(d));
+      }),
+    );
+}
