@@ -3,10 +3,10 @@
  * facts computed by the model (never canned text); the CLI renders them.
  */
 import { loadBuiltin } from "../import/builtin.js";
+import { groupsAsBdfs } from "../iommu/groups.js";
 import { Machine } from "../machine/machine.js";
 import type { PciDev } from "../pci/device.js";
 import { pathPerformance } from "../perf/path.js";
-import { groupsAsBdfs } from "../iommu/groups.js";
 import { type Explanation, explain } from "./explain.js";
 import { buildMatrix, type Matrix } from "./matrix.js";
 
@@ -27,7 +27,12 @@ export interface DemoReport {
   description: string;
   kernel: { profile: string; pciP2pdma: boolean };
   cpu: string;
-  spdk: { nvme: string; nic: string; cmb: { bar: number; cpuAddress: string; size: string }; explanation: Explanation };
+  spdk: {
+    nvme: string;
+    nic: string;
+    cmb: { bar: number; cpuAddress: string; size: string };
+    explanation: Explanation;
+  };
   dataDirect: { gpu: string; candidates: DemoCandidatePath[]; faster: string };
   gpuToGpu: Explanation;
   iommuGroups: { id: number; devices: string[] }[];
@@ -45,7 +50,13 @@ function candidate(label: string, initiator: PciDev, target: PciDev, m: Machine)
     pathType: e.pathType,
     // explain() lists the path from the provider (the target); show it in the direction data flows
     hops: e.hops
-      .map((h) => (h.step === "device" ? h.bdf! : h.step === "host-bridge" ? `host bridge ${h.label}` : `interconnect ${h.label}`))
+      .map((h) =>
+        h.step === "device"
+          ? h.bdf!
+          : h.step === "host-bridge"
+            ? `host bridge ${h.label}`
+            : `interconnect ${h.label}`,
+      )
       .reverse(),
     bandwidthGBps: perf.bandwidthGBps,
     effectiveGBps: perf.effectiveGBps,
@@ -62,7 +73,7 @@ export function storageRdmaDemo(): DemoReport {
   const gpu1 = m.device("0000:31:00.0");
   const dmaPf = m.device("0000:05:00.0");
   const cx8 = m.device("0000:81:00.0");
-  const cmbBar = nvme.barNames.findIndex((n) => n === "CMB");
+  const cmbBar = nvme.barNames.indexOf("CMB");
   const cmb = nvme.resources[cmbBar];
   const viaNic = candidate("ordinary MR: the NIC PF DMAs itself", cx8, gpu0, m);
   const viaDd = candidate("data direct: the DMA PF in the GPU's switch", dmaPf, gpu0, m);

@@ -2,12 +2,13 @@
  * `peerdma explain A B`: the path hop by hop, with each node's ACS state, and every rule that
  * decided the verdict — the kernel's own log lines included — plus the least invasive fix.
  */
+
+import { computeIommuGroups, groupsAsBdfs } from "../iommu/groups.js";
 import type { Machine } from "../machine/machine.js";
+import { calcMapTypeAndDist, type MapVerdict } from "../p2pdma/map-type.js";
 import type { PciDev } from "../pci/device.js";
 import { acsBitNames, PCI_ACS_CR, PCI_ACS_EC, PCI_ACS_RR } from "../pci/regs.js";
-import { calcMapTypeAndDist, type MapVerdict } from "../p2pdma/map-type.js";
 import { type PathPerformance, pathPerformance } from "../perf/path.js";
-import { computeIommuGroups, groupsAsBdfs } from "../iommu/groups.js";
 import { type PathType, pathType } from "./path-type.js";
 import { describeReason, verdictSummary } from "./reasons.js";
 import { route } from "./route.js";
@@ -20,7 +21,14 @@ export interface ExplainHop {
   role?: string;
   direction?: string;
   acs?: { cap: string[]; ctrl: string[]; redirect: boolean } | null;
-  link?: { speed: number; width: number; maxSpeed: number; maxWidth: number; lineRateGBps: number; degraded?: string } | null;
+  link?: {
+    speed: number;
+    width: number;
+    maxSpeed: number;
+    maxWidth: number;
+    lineRateGBps: number;
+    degraded?: string;
+  } | null;
   label?: string;
 }
 
@@ -78,9 +86,11 @@ function acsFix(m: Machine, v: MapVerdict): AcsFix {
     for (const d of v.acsPath) d.setAcsCtrl(d.acsCtrlReg & ~REDIRECT);
     after = groupsAsBdfs(computeIommuGroups(m.fabric));
   } finally {
-    v.acsPath.forEach((d, i) => d.setAcsCtrl(saved[i]));
+    for (const [i, d] of v.acsPath.entries()) d.setAcsCtrl(saved[i]);
   }
-  const merged = after.filter((g) => !before.some((b) => b.devices.join() === g.devices.join())).map((g) => g.devices);
+  const merged = after
+    .filter((g) => !before.some((b) => b.devices.join() === g.devices.join()))
+    .map((g) => g.devices);
   return {
     ports,
     kernelParameter: `pci=disable_acs_redir=${v.acsPath.map((d) => d.bdf).join(";")}`,
@@ -147,7 +157,12 @@ export function explain(m: Machine, provider: PciDev, client: PciDev): Explanati
     kernelLog: v.log,
     hops,
     performance: perf
-      ? { bandwidthGBps: perf.bandwidthGBps, effectiveGBps: perf.effectiveGBps, limit: perf.limit, pattern: perf.pattern }
+      ? {
+          bandwidthGBps: perf.bandwidthGBps,
+          effectiveGBps: perf.effectiveGBps,
+          limit: perf.limit,
+          pattern: perf.pattern,
+        }
       : null,
     cpu: { vendor: m.cpu.vendor, family: m.cpu.family, source: m.cpu.source, assumed: m.cpuAssumed },
     fix,

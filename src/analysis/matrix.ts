@@ -4,8 +4,8 @@
  */
 import { hex } from "../core/hex.js";
 import type { Machine } from "../machine/machine.js";
-import type { PciDev } from "../pci/device.js";
 import { calcMapTypeAndDist, type MapType, type MapVerdict } from "../p2pdma/map-type.js";
+import type { PciDev } from "../pci/device.js";
 import { pathPerformance } from "../perf/path.js";
 import { type PathType, pathType } from "./path-type.js";
 import { verdictSummary } from "./reasons.js";

@@ -21,7 +21,8 @@ export const PATH_TYPE_LEGEND: Record<PathType, string> = {
 
 /** A switch's ports are one bridge; any other bridge is its own. */
 function bridgeUnit(d: PciDev): PciDev {
-  if (d.pcieType === PCI_EXP_TYPE.DOWNSTREAM && d.bus.self?.pcieType === PCI_EXP_TYPE.UPSTREAM) return d.bus.self;
+  if (d.pcieType === PCI_EXP_TYPE.DOWNSTREAM && d.bus.self?.pcieType === PCI_EXP_TYPE.UPSTREAM)
+    return d.bus.self;
   return d;
 }
 

@@ -43,7 +43,8 @@ export function verdictSummary(v: MapVerdict, self: boolean): string {
   const cpuOk = v.reasons.some((r) => r.kind === "cpu-allows-p2p");
   const parts: string[] = [];
   if (v.type === "BUS_ADDR" && common) return `${describeReason(common)}, no ACS redirect on the path`;
-  if (common && acs.length) parts.push(`ACS redirect at ${acs.map((a) => a.at).join(", ")} sends traffic to the root complex`);
+  if (common && acs.length)
+    parts.push(`ACS redirect at ${acs.map((a) => a.at).join(", ")} sends traffic to the root complex`);
   else {
     const none = v.reasons.find((r) => r.kind === "no-common-upstream-bridge");
     if (none) parts.push(describeReason(none));

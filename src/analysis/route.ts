@@ -3,7 +3,12 @@ import type { HostBridge, PciDev } from "../pci/device.js";
 import { Fabric } from "../pci/fabric.js";
 
 export type RouteStep =
-  | { kind: "device"; dev: PciDev; role: "provider" | "client" | "bridge" | "common-ancestor"; direction: "up" | "down" | "here" }
+  | {
+      kind: "device";
+      dev: PciDev;
+      role: "provider" | "client" | "bridge" | "common-ancestor";
+      direction: "up" | "down" | "here";
+    }
   | { kind: "host-bridge"; hostBridge: HostBridge }
   | { kind: "interconnect"; from: HostBridge; to: HostBridge };
 
@@ -31,15 +36,21 @@ export function route(provider: PciDev, client: PciDev): Route {
       steps.push({ kind: "device", dev: provider, role: "provider", direction: "here" });
       return { steps, commonAncestor: common, hostBridges: [] };
     }
-    up.forEach((d, i) => steps.push({ kind: "device", dev: d, role: i === 0 ? "provider" : "bridge", direction: "up" }));
+    for (const [i, d] of up.entries())
+      steps.push({ kind: "device", dev: d, role: i === 0 ? "provider" : "bridge", direction: "up" });
     const role = common === provider ? "provider" : common === client ? "client" : "common-ancestor";
     steps.push({ kind: "device", dev: common, role, direction: "here" });
-    down.forEach((d, i) =>
-      steps.push({ kind: "device", dev: d, role: i === down.length - 1 ? "client" : "bridge", direction: "down" }),
-    );
+    for (const [i, d] of down.entries())
+      steps.push({
+        kind: "device",
+        dev: d,
+        role: i === down.length - 1 ? "client" : "bridge",
+        direction: "down",
+      });
     return { steps, commonAncestor: common, hostBridges: [] };
   }
-  pc.forEach((d, i) => steps.push({ kind: "device", dev: d, role: i === 0 ? "provider" : "bridge", direction: "up" }));
+  for (const [i, d] of pc.entries())
+    steps.push({ kind: "device", dev: d, role: i === 0 ? "provider" : "bridge", direction: "up" });
   const ha = provider.hostBridge;
   const hb = client.hostBridge;
   steps.push({ kind: "host-bridge", hostBridge: ha });
@@ -48,8 +59,12 @@ export function route(provider: PciDev, client: PciDev): Route {
     steps.push({ kind: "host-bridge", hostBridge: hb });
   }
   const down = [...cc].reverse();
-  down.forEach((d, i) =>
-    steps.push({ kind: "device", dev: d, role: i === down.length - 1 ? "client" : "bridge", direction: "down" }),
-  );
+  for (const [i, d] of down.entries())
+    steps.push({
+      kind: "device",
+      dev: d,
+      role: i === down.length - 1 ? "client" : "bridge",
+      direction: "down",
+    });
   return { steps, commonAncestor: null, hostBridges: ha === hb ? [ha] : [ha, hb] };
 }

@@ -8,7 +8,9 @@ export const EXIT_BAD_INPUT = 2;
 export const EXIT_INTERNAL = 70;
 
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? `0x${v.toString(16)}` : v), 2)}\n`);
+  process.stdout.write(
+    `${JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? `0x${v.toString(16)}` : v), 2)}\n`,
+  );
 }
 
 export function print(text: string): void {
@@ -16,7 +18,7 @@ export function print(text: string): void {
 }
 
 /** Runs a command body, turning errors into messages and exit codes. */
-export async function guard(body: () => void | number | Promise<void | number>): Promise<void> {
+export async function guard(body: () => undefined | number | Promise<undefined | number>): Promise<void> {
   try {
     const code = await body();
     process.exitCode = typeof code === "number" ? code : EXIT_OK;

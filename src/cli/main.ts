@@ -19,7 +19,11 @@ export function buildProgram(): Command {
     .version("0.1.0")
     .showHelpAfterError()
     .exitOverride((err) => {
-      if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help")
+      if (
+        err.code === "commander.helpDisplayed" ||
+        err.code === "commander.version" ||
+        err.code === "commander.help"
+      )
         process.exit(0);
       process.exit(EXIT_BAD_INPUT);
     })

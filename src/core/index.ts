@@ -1,4 +1,4 @@
+export * from "./device.js";
 export * from "./errno.js";
 export * from "./errors.js";
 export * from "./hex.js";
-export * from "./device.js";

@@ -18,6 +18,7 @@ import {
   sriovCap,
   tphRequesterCap,
 } from "../pci/capabilities.js";
+import type { ConfigSpace } from "../pci/config-space.js";
 import {
   HostBridge,
   IORESOURCE_IO,
@@ -107,7 +108,8 @@ function capabilitiesOf(f: MachineFunction, traits: KindTraits, isVf: boolean): 
   }
   const ext = traits.pcieType !== null;
   const needExt = (what: string) => {
-    if (!ext) throw new InputError(`${what} is a PCIe extended capability; kind "${f.kind}" is conventional PCI`);
+    if (!ext)
+      throw new InputError(`${what} is a PCIe extended capability; kind "${f.kind}" is conventional PCI`);
   };
   if (f.acs) {
     needExt("acs");
@@ -178,7 +180,13 @@ function applyBars(dev: PciDev, bars: MachineFunction["bars"], ctx: BuildCtx, wh
   }
 }
 
-function buildFunction(f: MachineFunction, bus: PciBus, siblings: MachineFunction[], ctx: BuildCtx, where: string) {
+function buildFunction(
+  f: MachineFunction,
+  bus: PciBus,
+  siblings: MachineFunction[],
+  ctx: BuildCtx,
+  where: string,
+) {
   const traits = KIND_TRAITS[f.kind];
   const devfn = parseSlotFn(f.at, `${where}.at`);
   const slot = devfn >> 3;
@@ -186,8 +194,9 @@ function buildFunction(f: MachineFunction, bus: PciBus, siblings: MachineFunctio
   // Function 0 of a multi-function device sets header bit 7; later functions are left as
   // QEMU and ICH leave them (clear) unless the file says otherwise.
   const mfd = hasSiblings && (devfn & 7) === 0 ? 0x80 : 0;
-  const headerType = f.headerType ?? ((traits.bridge ? 1 : 0) | mfd);
-  if (f.below && !traits.bridge) throw new InputError(`kind "${f.kind}" is not a bridge; it cannot have "below"`, where);
+  const headerType = f.headerType ?? (traits.bridge ? 1 : 0) | mfd;
+  if (f.below && !traits.bridge)
+    throw new InputError(`kind "${f.kind}" is not a bridge; it cannot have "below"`, where);
   let caps: CapabilityHelper[];
   try {
     caps = capabilitiesOf(f, traits, false);
@@ -196,19 +205,25 @@ function buildFunction(f: MachineFunction, bus: PciBus, siblings: MachineFunctio
     throw e;
   }
   const memoryEnabled = f.memoryEnabled ?? true;
-  const cfg = buildConfigSpace(
-    {
-      vendor: f.id.vendor,
-      device: f.id.device,
-      classCode: f.class ?? traits.classCode,
-      revision: f.revision,
-      headerType,
-      subsystemVendor: f.subsystem?.vendor,
-      subsystemDevice: f.subsystem?.device,
-      command: (memoryEnabled ? PCI_COMMAND_MEMORY : 0) | PCI_COMMAND_MASTER,
-    },
-    caps,
-  );
+  let cfg: ConfigSpace;
+  try {
+    cfg = buildConfigSpace(
+      {
+        vendor: f.id.vendor,
+        device: f.id.device,
+        classCode: f.class ?? traits.classCode,
+        revision: f.revision,
+        headerType,
+        subsystemVendor: f.subsystem?.vendor,
+        subsystemDevice: f.subsystem?.device,
+        command: (memoryEnabled ? PCI_COMMAND_MEMORY : 0) | PCI_COMMAND_MASTER,
+      },
+      caps,
+    );
+  } catch (e) {
+    if (e instanceof InputError) throw new InputError(e.message, where);
+    throw e;
+  }
   const dev = ctx.fabric.addFunction(bus, devfn, cfg);
   dev.name = f.name ?? "";
   dev.driver = f.driver ?? null;
@@ -248,7 +263,13 @@ function buildVfs(pf: PciDev, f: MachineFunction, ctx: BuildCtx, where: string):
         where,
       );
     const cfg = buildConfigSpace(
-      { vendor: pf.vendor, device: s.vfDevice, classCode: pf.classCode, headerType: 0, command: PCI_COMMAND_MASTER },
+      {
+        vendor: pf.vendor,
+        device: s.vfDevice,
+        classCode: pf.classCode,
+        headerType: 0,
+        command: PCI_COMMAND_MASTER,
+      },
       [pcieCap({ type: PCI_EXP_TYPE.ENDPOINT, flr: true })],
     );
     const vf = ctx.fabric.addFunction(pf.bus, rid & 0xff, cfg);
@@ -274,7 +295,13 @@ export function fabricFromDescription(m: MachineDescription): Fabric {
   const fabric = new Fabric();
   fabric.name = m.name;
   if (m.cpu)
-    fabric.cpu = { vendor: m.cpu.vendor, family: m.cpu.family, model: m.cpu.model, modelName: m.cpu.modelName, source: "machine file" };
+    fabric.cpu = {
+      vendor: m.cpu.vendor,
+      family: m.cpu.family,
+      model: m.cpu.model,
+      modelName: m.cpu.modelName,
+      source: "machine file",
+    };
   const pending: BuildCtx["pendingAliases"] = [];
   m.hostBridges.forEach((h, i) => {
     const hb = fabric.addHostBridge(
@@ -328,14 +355,20 @@ function lineOf(text: string, path: PropertyKey[]): number | undefined {
 }
 
 function formatPath(path: PropertyKey[]): string {
-  return path.reduce<string>((s, k) => (typeof k === "number" ? `${s}[${k}]` : s ? `${s}.${String(k)}` : String(k)), "");
+  return path.reduce<string>(
+    (s, k) => (typeof k === "number" ? `${s}[${k}]` : s ? `${s}.${String(k)}` : String(k)),
+    "",
+  );
 }
 
 /**
  * Parses and validates machine-file text (YAML; JSON is YAML too) and builds the fabric.
  * Errors are {@link InputError}s naming `file`, the line and the path inside the file.
  */
-export function parseMachineFile(text: string, file = "<machine>"): { description: MachineDescription; fabric: Fabric } {
+export function parseMachineFile(
+  text: string,
+  file = "<machine>",
+): { description: MachineDescription; fabric: Fabric } {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, intAsBigInt: false });
   if (doc.errors.length) {
@@ -359,7 +392,10 @@ export function parseMachineFile(text: string, file = "<machine>"): { descriptio
       const path = m ? pathFromString(m[1]) : [];
       const line = path.length ? lineOf(text, path) : undefined;
       const inner = e.where ? `${e.where}: ` : "";
-      throw new InputError(e.message.startsWith(inner) ? e.message.slice(inner.length) : e.message, `${file}${line ? `:${line}` : ""}${e.where ? ` ${e.where}` : ""}`);
+      throw new InputError(
+        e.message.startsWith(inner) ? e.message.slice(inner.length) : e.message,
+        `${file}${line ? `:${line}` : ""}${e.where ? ` ${e.where}` : ""}`,
+      );
     }
     throw e;
   }

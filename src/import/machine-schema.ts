@@ -34,7 +34,10 @@ export function parseBigIntish(v: unknown): bigint | null {
 const BigNum = z.union([z.number(), z.string()]).transform((v, ctx) => {
   const n = parseBigIntish(v);
   if (n === null) {
-    ctx.addIssue({ code: "custom", message: `expected a non-negative integer, hex (0x…) or size (16MiB), got ${JSON.stringify(v)}` });
+    ctx.addIssue({
+      code: "custom",
+      message: `expected a non-negative integer, hex (0x…) or size (16MiB), got ${JSON.stringify(v)}`,
+    });
     return z.NEVER;
   }
   return n;
@@ -45,7 +48,10 @@ const SmallNum = BigNum.refine((n) => n <= 0xffff_ffffn, "expected a value below
 const PciId = z
   .string()
   .regex(/^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$/, "expected a PCI id vvvv:dddd in hex, e.g. 15b3:1021")
-  .transform((s) => ({ vendor: Number.parseInt(s.slice(0, 4), 16), device: Number.parseInt(s.slice(5), 16) }));
+  .transform((s) => ({
+    vendor: Number.parseInt(s.slice(0, 4), 16),
+    device: Number.parseInt(s.slice(5), 16),
+  }));
 
 const AcsBits = z
   .union([z.array(z.enum(ACS_BIT_NAMES as unknown as [AcsBitName, ...AcsBitName[]])), SmallNum])
@@ -55,9 +61,12 @@ const GTS = [2.5, 5, 8, 16, 32, 64, 128] as const;
 const Speed = z.number().refine((v) => (GTS as readonly number[]).includes(v), {
   message: `expected a link speed in GT/s: one of ${GTS.join(", ")}`,
 });
-const Width = z.number().int().refine((v) => [1, 2, 4, 8, 12, 16, 32].includes(v), {
-  message: "expected a link width of 1, 2, 4, 8, 12, 16 or 32",
-});
+const Width = z
+  .number()
+  .int()
+  .refine((v) => [1, 2, 4, 8, 12, 16, 32].includes(v), {
+    message: "expected a link width of 1, 2, 4, 8, 12, 16 or 32",
+  });
 /** LnkCap may read 0 ("Unknown" speed, width x0) while LnkSta reports a link: QEMU's xio3130-downstream. */
 const MaxSpeed = z.union([z.literal(0), Speed]);
 const MaxWidth = z.union([z.literal(0), Width]);
@@ -86,15 +95,24 @@ const Bar = z
   .superRefine((b, ctx) => {
     if (b.size === 0n || (b.size & (b.size - 1n)) !== 0n)
       ctx.addIssue({ code: "custom", path: ["size"], message: "a BAR size must be a power of two" });
-    if (b.type === "io" && b.size < 4n) ctx.addIssue({ code: "custom", path: ["size"], message: "an IO BAR is at least 4 bytes" });
+    if (b.type === "io" && b.size < 4n)
+      ctx.addIssue({ code: "custom", path: ["size"], message: "an IO BAR is at least 4 bytes" });
     if (b.type !== "io" && b.size < 16n)
       ctx.addIssue({ code: "custom", path: ["size"], message: "a memory BAR is at least 16 bytes" });
     if (b.type === "mem64" && b.index === 5)
-      ctx.addIssue({ code: "custom", path: ["index"], message: "a 64-bit BAR needs two registers; BAR5 has no upper half" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["index"],
+        message: "a 64-bit BAR needs two registers; BAR5 has no upper half",
+      });
     if (b.type === "mem32" && b.size > 1n << 31n)
       ctx.addIssue({ code: "custom", path: ["size"], message: "a 32-bit BAR is at most 2 GiB" });
     if (b.address !== undefined && b.address % b.size !== 0n)
-      ctx.addIssue({ code: "custom", path: ["address"], message: "a BAR address must be aligned to its size" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["address"],
+        message: "a BAR address must be aligned to its size",
+      });
   });
 
 export const FUNCTION_KINDS = [
@@ -117,7 +135,9 @@ const Sriov = z
     numVfs: z.number().int().min(0).max(0xffff),
     vfOffset: z.number().int().min(1).max(0xffff),
     vfStride: z.number().int().min(1).max(0xffff),
-    vfDevice: z.union([z.number(), z.string()]).transform((v) => (typeof v === "number" ? v : Number.parseInt(v, 16))),
+    vfDevice: z
+      .union([z.number(), z.string()])
+      .transform((v) => (typeof v === "number" ? v : Number.parseInt(v, 16))),
     vfBars: z.array(Bar).default([]),
     vfDriver: z.string().nullable().optional(),
   })
@@ -146,13 +166,19 @@ const FunctionBase = z
     headerType: SmallNum.optional(),
     bars: z.array(Bar).default([]),
     link: Link.optional(),
-    acs: z.object({ cap: AcsBits, ctrl: AcsBits.default(0), egressBits: z.number().int().optional() }).strict().optional(),
+    acs: z
+      .object({ cap: AcsBits, ctrl: AcsBits.default(0), egressBits: z.number().int().optional() })
+      .strict()
+      .optional(),
     flr: z.boolean().optional(),
     /** `false`: no PM capability (PCIe kinds get one by default), e.g. QEMU's root and switch ports. */
     pm: z
       .union([z.literal(false), z.object({ noSoftReset: z.boolean().default(false) }).strict()])
       .optional(),
-    af: z.object({ flr: z.boolean().default(true) }).strict().optional(),
+    af: z
+      .object({ flr: z.boolean().default(true) })
+      .strict()
+      .optional(),
     mpsSupported: z.number().int().optional(),
     mps: z.number().int().optional(),
     mrrs: z.number().int().optional(),
@@ -219,7 +245,10 @@ export const MachineSchema = z
       })
       .strict()
       .optional(),
-    iommu: z.object({ enabled: z.boolean().default(true) }).strict().optional(),
+    iommu: z
+      .object({ enabled: z.boolean().default(true) })
+      .strict()
+      .optional(),
     hostBridges: z.array(HostBridgeSchema).min(1, "a machine needs at least one host bridge"),
     /** Free-form notes: where the data came from. */
     provenance: z.string().optional(),

@@ -21,22 +21,36 @@ export interface LoadedSource {
 export type SourceFormat = "builtin" | "machine-file";
 
 function looksLikeMachineFile(text: string): boolean {
-  return /^\s*(?:name|hostBridges|description|cpu)\s*:/m.test(text) || /^\s*\{\s*"(?:name|hostBridges)"/.test(text);
+  return (
+    /^\s*(?:name|hostBridges|description|cpu)\s*:/m.test(text) || /^\s*\{\s*"(?:name|hostBridges)"/.test(text)
+  );
 }
 
 export function loadSource(spec: string): LoadedSource {
   if (spec.startsWith("builtin:")) {
     const { text, file } = builtinText(spec);
-    return { fabric: parseMachineFile(text, file).fabric, reportedGroups: null, inputs: [{ file, format: "builtin" }], warnings: [] };
+    return {
+      fabric: parseMachineFile(text, file).fabric,
+      reportedGroups: null,
+      inputs: [{ file, format: "builtin" }],
+      warnings: [],
+    };
   }
-  if (!existsSync(spec)) throw new InputError(`no such file or directory (expected a file, a directory or builtin:<name>)`, spec);
+  if (!existsSync(spec))
+    throw new InputError(`no such file or directory (expected a file, a directory or builtin:<name>)`, spec);
   if (statSync(spec).isDirectory())
     throw new InputError("directories (sysfs trees) are not readable by this build yet", spec);
   const buf = readFileSync(spec);
-  if (buf.includes(0)) throw new InputError("binary file: expected a text topology source or a machine file", spec);
+  if (buf.includes(0))
+    throw new InputError("binary file: expected a text topology source or a machine file", spec);
   const text = buf.toString("utf8");
   if (/\.(ya?ml|json)$/i.test(spec) || looksLikeMachineFile(text)) {
-    return { fabric: parseMachineFile(text, spec).fabric, reportedGroups: null, inputs: [{ file: spec, format: "machine-file" }], warnings: [] };
+    return {
+      fabric: parseMachineFile(text, spec).fabric,
+      reportedGroups: null,
+      inputs: [{ file: spec, format: "machine-file" }],
+      warnings: [],
+    };
   }
   throw new InputError(
     `format not recognised (${basename(spec)}): expected a peerdma machine file (YAML/JSON) or builtin:<name>`,
@@ -47,7 +61,8 @@ export function loadSource(spec: string): LoadedSource {
 /** Several sources of one machine (merged); with one source, that source. */
 export function loadSources(specs: string[]): LoadedSource {
   if (specs.length === 0) throw new InputError("no source given (a file, a directory, or builtin:<name>)");
-  if (specs.length > 1) throw new InputError("merging several sources is not supported by this build yet; give one source");
+  if (specs.length > 1)
+    throw new InputError("merging several sources is not supported by this build yet; give one source");
   return loadSource(specs[0]);
 }
 
@@ -57,6 +72,9 @@ export function parseCpuOption(text: string): CpuInfo {
   if (/^amd(-zen)?$/i.test(t)) return { vendor: "AuthenticAMD", family: 0x17, source: "--cpu" };
   if (/^intel$/i.test(t)) return { vendor: "GenuineIntel", family: 6, source: "--cpu" };
   const m = /^([A-Za-z]+):(0x[0-9a-fA-F]+|\d+)$/.exec(t);
-  if (!m) throw new InputError(`--cpu "${text}": expected amd-zen, intel, or <vendor>:<family> (e.g. AuthenticAMD:0x19)`);
+  if (!m)
+    throw new InputError(
+      `--cpu "${text}": expected amd-zen, intel, or <vendor>:<family> (e.g. AuthenticAMD:0x19)`,
+    );
   return { vendor: m[1], family: Number(m[2]), source: "--cpu" };
 }

@@ -51,28 +51,93 @@ export const INTEL_PCH_ROOT_PORTS: readonly number[] = [
   ...range(0x8c10, 0x8c1f), // Lynx Point-H
   ...range(0x9c10, 0x9c1b), // Lynx Point-LP
   ...range(0x9c90, 0x9c9b), // Wildcat Point
-  0x1d10, 0x1d12, 0x1d14, 0x1d16, 0x1d18, 0x1d1a, 0x1d1c, 0x1d1e, // Patsburg (X79)
+  0x1d10,
+  0x1d12,
+  0x1d14,
+  0x1d16,
+  0x1d18,
+  0x1d1a,
+  0x1d1c,
+  0x1d1e, // Patsburg (X79)
   ...range(0x8d10, 0x8d1e), // Wellsburg (X99)
-  0x8c90, 0x8c92, 0x8c94, 0x8c96, 0x8c98, 0x8c9a, 0x8c9c, 0x8c9e, // 9 series
+  0x8c90,
+  0x8c92,
+  0x8c94,
+  0x8c96,
+  0x8c98,
+  0x8c9a,
+  0x8c9c,
+  0x8c9e, // 9 series
 ];
 
 /** Intel multi-function NIC functions listed with `pci_quirk_mf_endpoint_acs`. */
 const INTEL_MF_NICS = [
-  0x10a7, 0x10a9, 0x10d6, // 82575
-  0x1501, 0x150e, 0x150f, 0x1510, 0x1511, 0x1516, 0x1527, // 82580
-  0x10c9, 0x10e6, 0x10e7, 0x10e8, 0x150a, 0x150d, 0x1518, 0x1526, // 82576
-  0x10a6, 0x10a7, 0x10a9, // 82575 serdes
-  0x1521, 0x1522, 0x1523, 0x1524, // I350
-  0x105e, 0x105f, 0x1060, 0x10d9, 0x10da, 0x10a4, 0x10d5, 0x10a5, 0x10bc, 0x107d, 0x107e, 0x107f, // 82571/82572
-  0x10f7, 0x10f8, 0x10f9, 0x10fa, 0x10fb, 0x10fc, 0x1507, 0x1514, 0x151c, 0x1529, 0x152a, 0x154d, 0x154f, 0x1551,
+  0x10a7,
+  0x10a9,
+  0x10d6, // 82575
+  0x1501,
+  0x150e,
+  0x150f,
+  0x1510,
+  0x1511,
+  0x1516,
+  0x1527, // 82580
+  0x10c9,
+  0x10e6,
+  0x10e7,
+  0x10e8,
+  0x150a,
+  0x150d,
+  0x1518,
+  0x1526, // 82576
+  0x10a6,
+  0x10a7,
+  0x10a9, // 82575 serdes
+  0x1521,
+  0x1522,
+  0x1523,
+  0x1524, // I350
+  0x105e,
+  0x105f,
+  0x1060,
+  0x10d9,
+  0x10da,
+  0x10a4,
+  0x10d5,
+  0x10a5,
+  0x10bc,
+  0x107d,
+  0x107e,
+  0x107f, // 82571/82572
+  0x10f7,
+  0x10f8,
+  0x10f9,
+  0x10fa,
+  0x10fb,
+  0x10fc,
+  0x1507,
+  0x1514,
+  0x151c,
+  0x1529,
+  0x152a,
+  0x154d,
+  0x154f,
+  0x1551,
   0x1558, // 82599
   0x1528, // X540
   0x1560, // X540 1-port
-  0x15b7, 0x15b8, // I219
+  0x15b7,
+  0x15b8, // I219
 ];
 
 export const ACS_QUIRKS: readonly AcsQuirk[] = [
-  { vendor: 0x8086, device: "any", kind: "intel-rciep", grants: ISOLATED, note: "Intel RCiEPs (pci_quirk_rciep_acs)" },
+  {
+    vendor: 0x8086,
+    device: "any",
+    kind: "intel-rciep",
+    grants: ISOLATED,
+    note: "Intel RCiEPs (pci_quirk_rciep_acs)",
+  },
   ...INTEL_PCH_ROOT_PORTS.map(
     (device): AcsQuirk => ({
       vendor: 0x8086,
@@ -83,7 +148,13 @@ export const ACS_QUIRKS: readonly AcsQuirk[] = [
     }),
   ),
   ...[...new Set(INTEL_MF_NICS)].map(
-    (device): AcsQuirk => ({ vendor: 0x8086, device, kind: "mf-endpoint", grants: MF_ENDPOINT, note: "Intel multi-function NIC" }),
+    (device): AcsQuirk => ({
+      vendor: 0x8086,
+      device,
+      kind: "mf-endpoint",
+      grants: MF_ENDPOINT,
+      note: "Intel multi-function NIC",
+    }),
   ),
   ...[0x16d7, 0x1750, 0x1751, 0x1752, 0x1760, 0x1761, 0x1762, 0x1763].map(
     (device): AcsQuirk => ({
@@ -95,7 +166,13 @@ export const ACS_QUIRKS: readonly AcsQuirk[] = [
     }),
   ),
   ...[0x3038, 0x3104, 0x9083].map(
-    (device): AcsQuirk => ({ vendor: 0x1d17, device, kind: "mf-endpoint", grants: MF_ENDPOINT, note: "Zhaoxin multi-function device" }),
+    (device): AcsQuirk => ({
+      vendor: 0x1d17,
+      device,
+      kind: "mf-endpoint",
+      grants: MF_ENDPOINT,
+      note: "Zhaoxin multi-function device",
+    }),
   ),
   ...[0x3c09, 0x3c19, 0x3c29, 0x7a09, 0x7a19, 0x7a29, 0x7a39, 0x7a49, 0x7a59, 0x7a69].map(
     (device): AcsQuirk => ({
@@ -112,7 +189,11 @@ export const ACS_QUIRKS: readonly AcsQuirk[] = [
  * The quirk's answer for `flags`: true/false, or undefined when no quirk applies (the kernel's
  * -ENOTTY, "ask the capability").
  */
-export function acsQuirkAnswer(dev: PciDev, flags: number, table: readonly AcsQuirk[] = ACS_QUIRKS): boolean | undefined {
+export function acsQuirkAnswer(
+  dev: PciDev,
+  flags: number,
+  table: readonly AcsQuirk[] = ACS_QUIRKS,
+): boolean | undefined {
   const vendor = dev.vendor;
   const device = dev.device;
   for (const q of table) {

@@ -48,7 +48,10 @@ export function pciAcsDecision(dev: PciDev, flags: number, opts: AcsOptions = {}
       return { rule: "port-acs", enabled: acsFlagsEnabled(dev, flags), missing: missing() };
   }
   if (
-    (t === PCI_EXP_TYPE.ENDPOINT || t === PCI_EXP_TYPE.UPSTREAM || t === PCI_EXP_TYPE.LEG_END || t === PCI_EXP_TYPE.RC_END) &&
+    (t === PCI_EXP_TYPE.ENDPOINT ||
+      t === PCI_EXP_TYPE.UPSTREAM ||
+      t === PCI_EXP_TYPE.LEG_END ||
+      t === PCI_EXP_TYPE.RC_END) &&
     dev.multifunction
   )
     return { rule: "multifunction-acs", enabled: acsFlagsEnabled(dev, flags), missing: missing() };
@@ -64,7 +67,12 @@ export function pciAcsEnabled(dev: PciDev, flags: number, opts: AcsOptions = {})
  * `pci_acs_path_enabled(start, end, flags)`: every device from `start` up through the bridges
  * above it has the controls; on reaching a root bus the answer is `end === null`.
  */
-export function pciAcsPathEnabled(start: PciDev, end: PciDev | null, flags: number, opts: AcsOptions = {}): boolean {
+export function pciAcsPathEnabled(
+  start: PciDev,
+  end: PciDev | null,
+  flags: number,
+  opts: AcsOptions = {},
+): boolean {
   let d: PciDev | null = start;
   while (d) {
     if (!pciAcsEnabled(d, flags, opts)) return false;

@@ -40,7 +40,8 @@ function dmaAliasWalk(dev: PciDev, groupOf: Map<PciDev, IommuGroup>): { last: Pc
     const tmp = bus.self;
     if (!tmp) continue;
     const t = tmp.pcieType;
-    if (t === PCI_EXP_TYPE.ROOT_PORT || t === PCI_EXP_TYPE.UPSTREAM || t === PCI_EXP_TYPE.DOWNSTREAM) continue;
+    if (t === PCI_EXP_TYPE.ROOT_PORT || t === PCI_EXP_TYPE.UPSTREAM || t === PCI_EXP_TYPE.DOWNSTREAM)
+      continue;
     // A PCIe-to-PCI bridge, a PCI-to-PCIe bridge or a conventional bridge takes ownership of the
     // transactions it forwards: the requester id becomes the bridge's.
     last = tmp;
@@ -152,4 +153,3 @@ export function computeIommuGroups(fabric: Fabric, opts: AcsOptions = {}): Iommu
 export function groupsAsBdfs(groups: IommuGroup[]): { id: number; devices: string[] }[] {
   return groups.map((g) => ({ id: g.id, devices: g.devices.map((d) => d.bdf).sort() }));
 }
-

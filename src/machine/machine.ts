@@ -3,10 +3,10 @@
  * the kernel profile it runs and one event log. Later layers (dma-buf, VFIO, RDMA) attach here.
  */
 import { computeIommuGroupsDetailed, type IommuGroupResult } from "../iommu/groups.js";
-import type { PciDev } from "../pci/device.js";
-import { type CpuInfo, DEFAULT_CPU, type Fabric } from "../pci/fabric.js";
 import { P2pdma } from "../p2pdma/p2pdma.js";
 import { HOST_BRIDGE_WHITELIST_6_19, type WhitelistEntry } from "../p2pdma/whitelist.js";
+import type { PciDev } from "../pci/device.js";
+import { type CpuInfo, DEFAULT_CPU, type Fabric } from "../pci/fabric.js";
 import { EventLog } from "./events.js";
 
 export interface KernelProfile {

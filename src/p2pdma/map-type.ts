@@ -97,11 +97,20 @@ export function calcMapTypeAndDist(
 
   if (common) {
     // The ancestor itself was checked in the outer loop (before the comparison).
-    if (acsRedirect(common)) countAcs(common, common === provider && common === client ? "provider" : "common");
+    if (acsRedirect(common))
+      countAcs(common, common === provider && common === client ? "provider" : "common");
     for (let bb: PciDev | null = client; bb && bb !== common; bb = up(bb)) countAcs(bb, "client");
     reasons.unshift({ kind: "common-upstream-bridge", ancestor: common.bdf, ancestorKind: common.kind });
     if (acsPath.length === 0) {
-      return { type: "BUS_ADDR", dist: distA + distB, commonAncestor: common, acsRedirects, acsPath, reasons, log };
+      return {
+        type: "BUS_ADDR",
+        dist: distA + distB,
+        commonAncestor: common,
+        acsRedirects,
+        acsPath,
+        reasons,
+        log,
+      };
     }
     acsRedirects = true;
     if (opts.verbose) {
@@ -119,7 +128,8 @@ export function calcMapTypeAndDist(
     // Only the provider-side redirects are collected when there is no common ancestor, and they do
     // not matter: the transfer goes through the host bridge anyway. Keep the verdict's list honest.
     acsPath.length = 0;
-    for (let i = reasons.length - 1; i >= 0; i--) if (reasons[i].kind === "acs-redirect") reasons.splice(i, 1);
+    for (let i = reasons.length - 1; i >= 0; i--)
+      if (reasons[i].kind === "acs-redirect") reasons.splice(i, 1);
   }
   const dist = distA + distB;
 

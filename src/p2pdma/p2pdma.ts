@@ -2,13 +2,19 @@
  * Per-machine P2PDMA state (kernel-semantics §2.1–2.3): per-device `pci_p2pdma` with per-BAR
  * providers, the map-type cache keyed by client, and the optional p2pmem pool.
  */
-import { GenericDevice } from "../core/device.js";
+import type { GenericDevice } from "../core/device.js";
 import { KernelError } from "../core/errors.js";
 import { u64 } from "../core/hex.js";
 import { mapTypeCacheKey } from "../pci/bdf.js";
 import { IORESOURCE_MEM, PciDev } from "../pci/device.js";
 import type { CpuInfo } from "../pci/fabric.js";
-import { type CalcOptions, calcMapTypeAndDist, type MapType, type MapVerdict, PCI_P2PDMA_MAP } from "./map-type.js";
+import {
+  type CalcOptions,
+  calcMapTypeAndDist,
+  type MapType,
+  type MapVerdict,
+  PCI_P2PDMA_MAP,
+} from "./map-type.js";
 import { HOST_BRIDGE_WHITELIST_6_19, type WhitelistEntry } from "./whitelist.js";
 
 /** `struct p2pdma_provider`: one per MEM BAR. */
@@ -158,15 +164,20 @@ export class P2pdma {
   /** `pci_p2pdma_add_resource(dev, bar, size, offset)`. */
   addResource(dev: PciDev, bar: number, size: bigint, offset: bigint): void {
     const r = dev.resources[bar];
-    if (!r || !(r.flags & IORESOURCE_MEM)) throw new KernelError("EINVAL", "pci_p2pdma_add_resource: BAR is not MEM");
+    if (!r || !(r.flags & IORESOURCE_MEM))
+      throw new KernelError("EINVAL", "pci_p2pdma_add_resource: BAR is not MEM");
     if (offset >= r.len) throw new KernelError("EINVAL", "pci_p2pdma_add_resource: offset beyond the BAR");
     const sz = size === 0n ? r.len - offset : size;
-    if (sz + offset > r.len) throw new KernelError("EINVAL", "pci_p2pdma_add_resource: size + offset beyond the BAR");
+    if (sz + offset > r.len)
+      throw new KernelError("EINVAL", "pci_p2pdma_add_resource: size + offset beyond the BAR");
     this.init(dev);
     const s = this.states.get(dev)!;
     const start = r.start + offset;
     if (start % SECTION_ALIGN !== 0n || sz % SECTION_ALIGN !== 0n)
-      throw new KernelError("EINVAL", "devm_memremap_pages: range not aligned to 2 MiB (ZONE_DEVICE sub-section)");
+      throw new KernelError(
+        "EINVAL",
+        "devm_memremap_pages: range not aligned to 2 MiB (ZONE_DEVICE sub-section)",
+      );
     s.pool ??= [];
     const va = this.vaCursor;
     this.vaCursor += sz;

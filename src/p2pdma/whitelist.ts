@@ -16,8 +16,18 @@ export interface WhitelistEntry {
 
 /** The 6.19 table. Later trees add Intel DSA/IAX/QAT ids (variant data). */
 export const HOST_BRIDGE_WHITELIST_6_19: readonly WhitelistEntry[] = [
-  { vendor: 0x8086, device: 0x3c00, reqSameHostBridge: true, name: "Intel Xeon E5/Core i7 (Sandy Bridge-EP)" },
-  { vendor: 0x8086, device: 0x3c01, reqSameHostBridge: true, name: "Intel Xeon E5/Core i7 (Sandy Bridge-EP)" },
+  {
+    vendor: 0x8086,
+    device: 0x3c00,
+    reqSameHostBridge: true,
+    name: "Intel Xeon E5/Core i7 (Sandy Bridge-EP)",
+  },
+  {
+    vendor: 0x8086,
+    device: 0x3c01,
+    reqSameHostBridge: true,
+    name: "Intel Xeon E5/Core i7 (Sandy Bridge-EP)",
+  },
   { vendor: 0x8086, device: 0x2f00, reqSameHostBridge: true, name: "Intel Xeon E5 v3 (Haswell-EP)" },
   { vendor: 0x8086, device: 0x2f01, reqSameHostBridge: true, name: "Intel Xeon E5 v3 (Haswell-EP)" },
   { vendor: 0x8086, device: 0x2030, reqSameHostBridge: false, name: "Intel Xeon Scalable (Skylake-SP)" },
@@ -25,7 +35,12 @@ export const HOST_BRIDGE_WHITELIST_6_19: readonly WhitelistEntry[] = [
   { vendor: 0x8086, device: 0x2032, reqSameHostBridge: false, name: "Intel Xeon Scalable (Skylake-SP)" },
   { vendor: 0x8086, device: 0x2033, reqSameHostBridge: false, name: "Intel Xeon Scalable (Skylake-SP)" },
   { vendor: 0x8086, device: 0x2020, reqSameHostBridge: false, name: "Intel Xeon Scalable (Sky Lake-E)" },
-  { vendor: 0x8086, device: 0x09a2, reqSameHostBridge: false, name: "Intel Xeon Scalable 3rd gen (Ice Lake-SP)" },
+  {
+    vendor: 0x8086,
+    device: 0x09a2,
+    reqSameHostBridge: false,
+    name: "Intel Xeon Scalable 3rd gen (Ice Lake-SP)",
+  },
 ];
 
 /** `cpu_supports_p2pdma()`: AMD, family 0x17 (Zen) or later. */
@@ -37,7 +52,14 @@ export type HostBridgeCheck =
   | { ok: true; hostBridge: string; identity: string; id: string; entry: string; same: boolean }
   | { ok: false; hostBridge: string; why: "no-identity-device" }
   | { ok: false; hostBridge: string; why: "not-listed"; identity: string; id: string }
-  | { ok: false; hostBridge: string; why: "requires-same-host-bridge"; identity: string; id: string; entry: string };
+  | {
+      ok: false;
+      hostBridge: string;
+      why: "requires-same-host-bridge";
+      identity: string;
+      id: string;
+      entry: string;
+    };
 
 const idOf = (d: PciDev) =>
   `${d.vendor.toString(16).padStart(4, "0")}:${d.device.toString(16).padStart(4, "0")}`;
@@ -52,7 +74,14 @@ export function hostBridgeEntryCheck(
   const e = table.find((x) => x.vendor === root.vendor && x.device === root.device);
   if (!e) return { ok: false, hostBridge: hb.label, why: "not-listed", identity: root.bdf, id: idOf(root) };
   if (e.reqSameHostBridge && !same)
-    return { ok: false, hostBridge: hb.label, why: "requires-same-host-bridge", identity: root.bdf, id: idOf(root), entry: e.name };
+    return {
+      ok: false,
+      hostBridge: hb.label,
+      why: "requires-same-host-bridge",
+      identity: root.bdf,
+      id: idOf(root),
+      entry: e.name,
+    };
   return { ok: true, hostBridge: hb.label, identity: root.bdf, id: idOf(root), entry: e.name, same };
 }
 

@@ -3,6 +3,7 @@
  * the way QEMU composes a device from pcie_cap_init / pcie_acs_init / … (STYLE.md).
  * A machine file names the helpers a function has; {@link buildConfigSpace} places them.
  */
+import { InputError } from "../core/errors.js";
 import { ConfigSpace } from "./config-space.js";
 import {
   PCI_ACS_CAP,
@@ -214,7 +215,10 @@ export function sriovCap(p: SriovParams): CapabilityHelper {
     size: 0x40,
     init(cfg, o) {
       cfg.write32(o + PCI_SRIOV_CAP, 0);
-      cfg.write16(o + PCI_SRIOV_CTRL, (p.enabled ?? p.numVfs > 0) ? PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_ARI : 0);
+      cfg.write16(
+        o + PCI_SRIOV_CTRL,
+        (p.enabled ?? p.numVfs > 0) ? PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_ARI : 0,
+      );
       cfg.write16(o + PCI_SRIOV_INITIAL_VF, p.totalVfs);
       cfg.write16(o + PCI_SRIOV_TOTAL_VF, p.totalVfs);
       cfg.write16(o + PCI_SRIOV_NUM_VF, p.numVfs);
@@ -337,7 +341,10 @@ export function buildConfigSpace(h: HeaderParams, caps: CapabilityHelper[]): Con
   let off = 0x40;
   let prevNext = PCI_CAPABILITY_LIST;
   for (const c of std) {
-    if (off + c.size > 0x100) throw new Error(`standard capabilities overflow 256 bytes at id ${c.id}`);
+    if (off + c.size > 0x100)
+      throw new InputError(
+        `standard capabilities do not fit in 256 bytes (at capability id 0x${c.id.toString(16)})`,
+      );
     cfg.write8(prevNext, off);
     cfg.write8(off, c.id);
     cfg.write8(off + 1, 0);
@@ -346,12 +353,15 @@ export function buildConfigSpace(h: HeaderParams, caps: CapabilityHelper[]): Con
     off = (off + c.size + 3) & ~3;
   }
   if (std.length) cfg.write16(PCI_STATUS, cfg.read16(PCI_STATUS) | PCI_STATUS_CAP_LIST);
-  if (ext.length && !pcie) throw new Error("extended capabilities need a PCIe (4 KiB) config space");
+  if (ext.length && !pcie) throw new InputError("extended capabilities need a PCIe (4 KiB) config space");
   off = 0x100;
   for (let i = 0; i < ext.length; i++) {
     const c = ext[i];
     const next = i + 1 < ext.length ? (off + c.size + 3) & ~3 : 0;
-    if (off + c.size > 0x1000) throw new Error(`extended capabilities overflow 4096 bytes at id ${c.id}`);
+    if (off + c.size > 0x1000)
+      throw new InputError(
+        `extended capabilities do not fit in 4096 bytes (at capability id 0x${c.id.toString(16)})`,
+      );
     cfg.write32(off, (c.id & 0xffff) | (((c.version ?? 1) & 0xf) << 16) | ((next & 0xfff) << 20));
     c.init(cfg, off);
     off = next;

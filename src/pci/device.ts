@@ -1,4 +1,4 @@
-import { formatBdf, fnOf, type PciAddress, slotOf } from "./bdf.js";
+import { fnOf, formatBdf, type PciAddress, slotOf } from "./bdf.js";
 import type { ConfigSpace } from "./config-space.js";
 import {
   LINK_SPEED_GTS,
@@ -110,7 +110,8 @@ export class HostBridge {
 
   /** Offset of the window containing `cpuAddr` (0 when none matches, as on most x86). */
   busOffsetOf(cpuAddr: bigint): bigint {
-    for (const w of this.windows) if (cpuAddr >= w.cpuBase && cpuAddr < w.cpuBase + w.size) return w.busOffset;
+    for (const w of this.windows)
+      if (cpuAddr >= w.cpuBase && cpuAddr < w.cpuBase + w.size) return w.busOffset;
     return 0n;
   }
 }
@@ -154,6 +155,11 @@ export class PciDev {
   dmaMask: bigint = (1n << 64n) - 1n;
   name = "";
   numaNode = -1;
+  /**
+   * The link as another source reported it (sysfs `*_link_speed`/`*_link_width`), used only when
+   * the config space at hand has no PCIe capability to read (a 64-byte snapshot).
+   */
+  reportedLink: LinkState | null = null;
   /** Engine and link parameters for the bandwidth model. */
   perf: { dmaEngineGBps?: number; maxOutstandingReads?: number } = {};
 
@@ -318,7 +324,8 @@ export class PciDev {
   get link(): LinkState | null {
     const o = this.pcieCapOffset;
     const t = this.pcieType;
-    if (!o || t === PCI_EXP_TYPE.RC_END || t === PCI_EXP_TYPE.RC_EC) return null;
+    if (!o) return this.reportedLink;
+    if (t === PCI_EXP_TYPE.RC_END || t === PCI_EXP_TYPE.RC_EC) return null;
     const cap = this.config.read32(o + PCI_EXP_LNKCAP);
     const sta = this.config.read16(o + PCI_EXP_LNKSTA);
     const maxSpeed = LINK_SPEED_GTS[cap & 0xf] ?? 0;
@@ -361,7 +368,11 @@ export class PciDev {
   }
 
   configRead(offset: number, size: 1 | 2 | 4): number {
-    return size === 1 ? this.config.read8(offset) : size === 2 ? this.config.read16(offset) : this.config.read32(offset);
+    return size === 1
+      ? this.config.read8(offset)
+      : size === 2
+        ? this.config.read16(offset)
+        : this.config.read32(offset);
   }
 
   private writeBar(i: number, v: number): void {
@@ -370,7 +381,7 @@ export class PciDev {
     const lower = i > 0 ? this.resources[i - 1] : undefined;
     if (r.flags === 0 && lower && lower.flags & IORESOURCE_MEM_64) {
       // upper half of a 64-bit BAR: the bits above the size are writable
-      const mask = Number(((~(lower.len - 1n)) >> 32n) & 0xffffffffn);
+      const mask = Number((~(lower.len - 1n) >> 32n) & 0xffffffffn);
       this.config.write32(off, v & mask);
       return;
     }

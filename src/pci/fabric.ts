@@ -1,7 +1,7 @@
 import { InputError } from "../core/errors.js";
-import { formatBdf, normalizeBdf } from "./bdf.js";
+import { normalizeBdf } from "./bdf.js";
 import type { ConfigSpace } from "./config-space.js";
-import { HostBridge, PciBus, PciDev } from "./device.js";
+import { type HostBridge, PciBus, PciDev } from "./device.js";
 import { PCI_PRIMARY_BUS, PCI_SECONDARY_BUS, PCI_SUBORDINATE_BUS } from "./regs.js";
 
 /** The host CPU: decides the AMD rule of the P2PDMA allow-list (kernel-semantics §2.2). */

@@ -57,7 +57,7 @@ export function resetFunction(dev: PciDev, opts: ResetOptions = {}): ResetRecord
   const victims = method === "bus" ? functionsBelow(Fabric.upstreamBridge(dev)!) : [dev];
   const saved = victims.map(saveState);
   for (const v of victims) pulseReset(v);
-  victims.forEach((v, i) => restoreState(v, saved[i]));
+  for (const [i, v] of victims.entries()) restoreState(v, saved[i]);
   if (method === "flr") {
     const o = dev.pcieCapOffset;
     dev.config.write16(o + PCI_EXP_DEVCTL, dev.config.read16(o + PCI_EXP_DEVCTL) & ~PCI_EXP_DEVCTL_BCR_FLR);
@@ -74,7 +74,7 @@ export function resetBus(bridge: PciDev, opts: ResetOptions = {}): ResetRecord {
   const victims = functionsBelow(bridge);
   const saved = victims.map(saveState);
   for (const v of victims) pulseReset(v);
-  victims.forEach((v, i) => restoreState(v, saved[i]));
+  for (const [i, v] of victims.entries()) restoreState(v, saved[i]);
   return { device: bridge.bdf, method: "bus", affected: victims.map((v) => v.bdf) };
 }
 

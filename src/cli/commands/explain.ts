@@ -7,8 +7,14 @@ const gen = (gts: number) => ({ 2.5: 1, 5: 2, 8: 3, 16: 4, 32: 5, 64: 6, 128: 7 
 
 export function renderExplanation(e: Explanation, note: string): string {
   const out: string[] = [];
-  out.push(`provider ${e.provider} → client ${e.client}: ${e.mapType}${e.distance === null ? "" : `, distance ${e.distance}`}, path ${e.pathType}`);
-  out.push(`  ${e.summary}`, "", "Path, hop by hop (provider first; the client's writes travel it in reverse):");
+  out.push(
+    `provider ${e.provider} → client ${e.client}: ${e.mapType}${e.distance === null ? "" : `, distance ${e.distance}`}, path ${e.pathType}`,
+  );
+  out.push(
+    `  ${e.summary}`,
+    "",
+    "Path, hop by hop (provider first; the client's writes travel it in reverse):",
+  );
   for (const h of e.hops) {
     if (h.step === "host-bridge") {
       out.push(`  ⇅ host bridge ${h.label}${h.bdf ? ` (identity ${h.bdf})` : ""}`);
@@ -27,10 +33,12 @@ export function renderExplanation(e: Explanation, note: string): string {
     const link = h.link
       ? `link Gen${gen(h.link.speed)} x${h.link.width} ${h.link.lineRateGBps.toFixed(3)} GB/s${h.link.degraded ? ` [${h.link.degraded}]` : ""}`
       : "";
-    out.push(`  ${arrow} ${h.bdf} ${h.kind}${h.name ? ` "${h.name}"` : ""}${h.role && h.role !== "bridge" ? ` [${h.role}]` : ""}  ${[acs, link].filter(Boolean).join("; ")}`);
+    out.push(
+      `  ${arrow} ${h.bdf} ${h.kind}${h.name ? ` "${h.name}"` : ""}${h.role && h.role !== "bridge" ? ` [${h.role}]` : ""}  ${[acs, link].filter(Boolean).join("; ")}`,
+    );
   }
   out.push("", "Rules that decided:");
-  e.rules.forEach((r, i) => out.push(`  ${i + 1}. ${r}`));
+  for (const [i, r] of e.rules.entries()) out.push(`  ${i + 1}. ${r}`);
   if (e.kernelLog.length) {
     out.push("", "What the kernel logs for this pair:");
     for (const l of e.kernelLog) out.push(`  ${l}`);
@@ -45,7 +53,9 @@ export function renderExplanation(e: Explanation, note: string): string {
     if (typeof e.fix === "string") out.push(`  ${e.fix}`);
     else {
       for (const p of e.fix.ports)
-        out.push(`  clear ${p.ctrlNow.filter((b) => !p.ctrlAfter.includes(b)).join("|")} at ${p.bdf}: ${p.setpci}`);
+        out.push(
+          `  clear ${p.ctrlNow.filter((b) => !p.ctrlAfter.includes(b)).join("|")} at ${p.bdf}: ${p.setpci}`,
+        );
       out.push(`  or boot with ${e.fix.kernelParameter}`);
       out.push(
         `  price: IOMMU groups ${e.fix.groupsBefore} → ${e.fix.groupsAfter}${e.fix.merged.length ? `; merged: ${e.fix.merged.map((g) => `{${g.join(", ")}}`).join(" ")}` : ""}`,

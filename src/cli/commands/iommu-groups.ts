@@ -36,7 +36,9 @@ export function groupsReport(m: Machine, reported: GroupsReport["reported"]): Gr
 export function registerIommuGroups(program: Command): void {
   program
     .command("iommu-groups")
-    .description("IOMMU groups computed from ACS with the kernel's rules, beside the groups the kernel reported")
+    .description(
+      "IOMMU groups computed from ACS with the kernel's rules, beside the groups the kernel reported",
+    )
     .argument("<source...>", "builtin:<name>, a machine file, or a topology source")
     .option("--json", "machine-readable output")
     .addHelpText(
@@ -65,8 +67,14 @@ flagged.`,
           }
         }
         if (rep.reported) {
-          out.push("", rep.agree ? "The kernel reported the same groups." : "DISAGREEMENT with the groups the kernel reported:");
-          if (!rep.agree) for (const g of rep.reported) out.push(`  reported group ${g.id}: ${g.devices.join(" ")}`);
+          out.push(
+            "",
+            rep.agree
+              ? "The kernel reported the same groups."
+              : "DISAGREEMENT with the groups the kernel reported:",
+          );
+          if (!rep.agree)
+            for (const g of rep.reported) out.push(`  reported group ${g.id}: ${g.devices.join(" ")}`);
         } else out.push("", "The source carries no kernel-reported groups to compare with.");
         print(out.join("\n"));
       }),

@@ -9,7 +9,10 @@ export function registerMachines(program: Command): void {
     .option("--json", "machine-readable output")
     .action((opts: { json?: boolean }) =>
       guard(() => {
-        const list = builtinMachines().map((b) => ({ name: `builtin:${b.name}`, description: b.description }));
+        const list = builtinMachines().map((b) => ({
+          name: `builtin:${b.name}`,
+          description: b.description,
+        }));
         if (opts.json) printJson({ machines: list });
         else print(list.map((m) => `${m.name}\n    ${m.description}`).join("\n"));
       }),

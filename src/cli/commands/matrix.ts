@@ -14,20 +14,40 @@ export function renderMatrix(mx: Matrix, note: string): string {
   out.push(`Machine ${mx.machine}: ${mx.devices.length} endpoints. ${note}`, "");
   out.push(
     table(
-      [["", "BDF", "vendor:device", "class", "name"], ...mx.devices.map((d, i) => [labels[i], d.bdf, `${d.vendor.slice(2)}:${d.device.slice(2)}`, d.class.slice(2), d.name])],
+      [
+        ["", "BDF", "vendor:device", "class", "name"],
+        ...mx.devices.map((d, i) => [
+          labels[i],
+          d.bdf,
+          `${d.vendor.slice(2)}:${d.device.slice(2)}`,
+          d.class.slice(2),
+          d.name,
+        ]),
+      ],
       { header: true },
     ),
   );
   out.push("", "Path classes (as nvidia-smi topo -m):", "");
   const grid = (f: (p: ReturnType<typeof cell.get> & object) => string) =>
-    table([["", ...labels], ...mx.devices.map((a, i) => [labels[i], ...mx.devices.map((b) => f(cell.get(`${a.bdf}>${b.bdf}`)!))])], {
-      indent: "  ",
-    });
+    table(
+      [
+        ["", ...labels],
+        ...mx.devices.map((a, i) => [labels[i], ...mx.devices.map((b) => f(cell.get(`${a.bdf}>${b.bdf}`)!))]),
+      ],
+      {
+        indent: "  ",
+      },
+    );
   out.push(grid((p) => p.pathType));
-  out.push("", "Kernel P2PDMA verdict, provider (row) → client (column): BUS = BUS_ADDR, HB = THRU_HOST_BRIDGE, - = NOT_SUPPORTED; number = distance", "");
+  out.push(
+    "",
+    "Kernel P2PDMA verdict, provider (row) → client (column): BUS = BUS_ADDR, HB = THRU_HOST_BRIDGE, - = NOT_SUPPORTED; number = distance",
+    "",
+  );
   out.push(grid((p) => (p.mapType === "NOT_SUPPORTED" ? "-" : `${MAP_ABBR[p.mapType]} ${p.distance}`)));
   out.push("", "Legend:");
-  for (const k of Object.keys(PATH_TYPE_LEGEND) as PathType[]) out.push(`  ${k.padEnd(4)} = ${PATH_TYPE_LEGEND[k]}`);
+  for (const k of Object.keys(PATH_TYPE_LEGEND) as PathType[])
+    out.push(`  ${k.padEnd(4)} = ${PATH_TYPE_LEGEND[k]}`);
   void idx;
   return out.join("\n");
 }
@@ -57,7 +77,9 @@ export function renderPairs(mx: Matrix): string {
 export function registerMatrix(program: Command): void {
   program
     .command("matrix")
-    .description("every ordered (provider, client) pair of endpoints: kernel map type, distance, path class, bandwidth")
+    .description(
+      "every ordered (provider, client) pair of endpoints: kernel map type, distance, path class, bandwidth",
+    )
     .argument("<source...>", "builtin:<name>, a machine file (YAML/JSON), or a topology source")
     .option("--json", "machine-readable output (DESIGN.md contract)")
     .option("--pairs", "also list every pair with bandwidth, limit and reason (text mode)")
