@@ -2,7 +2,11 @@
 import { parse } from "yaml";
 import { builtinText } from "../../src/import/builtin.js";
 import { fabricFromDescription } from "../../src/import/machine-file.js";
-import { type MachineFunctionInput, type MachineInput, MachineSchema } from "../../src/import/machine-schema.js";
+import {
+  type MachineFunctionInput,
+  type MachineInput,
+  MachineSchema,
+} from "../../src/import/machine-schema.js";
 import type { PciDev } from "../../src/pci/device.js";
 import { DEFAULT_CPU, type Fabric } from "../../src/pci/fabric.js";
 
@@ -54,7 +58,10 @@ export function specF(mutate?: (m: MachineInput) => void): SpecF {
   const raw = parse(builtinText("spec-f").text) as MachineInput;
   mutate?.(raw);
   const fabric = fabricFromDescription(MachineSchema.parse(raw));
-  const dev = Object.fromEntries(Object.entries(BDF).map(([k, v]) => [k, fabric.get(v)])) as Record<FName, PciDev>;
+  const dev = Object.fromEntries(Object.entries(BDF).map(([k, v]) => [k, fabric.get(v)])) as Record<
+    FName,
+    PciDev
+  >;
   return { fabric, dev };
 }
 

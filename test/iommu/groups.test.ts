@@ -26,9 +26,11 @@ test("K-177 fabric F with every ACS control 0 → RP0, USP, DSPa, DSPb, EPa, EPb
   for (const n of ["USP", "DSPa", "DSPb", "EPa", "EPb"] as const) assert.equal(groupOf(g, dev[n]), rp0, n);
 });
 
-const isolate = (...names: string[]) => (m: M) => {
-  for (const n of names) fn(m, n).acs = { cap: ["SV", "TB", "RR", "CR", "UF", "EC"], ctrl: ISO };
-};
+const isolate =
+  (...names: string[]) =>
+  (m: M) => {
+    for (const n of names) fn(m, n).acs = { cap: ["SV", "TB", "RR", "CR", "UF", "EC"], ctrl: ISO };
+  };
 
 test("K-178 RP0 and both DSPs controlling SV|RR|CR|UF → EPa and EPb isolated from each other and their DSPs", () => {
   const { fabric, dev } = specF(isolate("RP0", "DSPa", "DSPb"));

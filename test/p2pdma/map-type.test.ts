@@ -1,14 +1,20 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { GenericDevice } from "../../src/core/device.js";
-import { mapTypeCacheKey, parseBdf } from "../../src/pci/bdf.js";
 import { calcMapTypeAndDist, P2pdma, PCI_P2PDMA_MAP } from "../../src/p2pdma/index.js";
+import { mapTypeCacheKey, parseBdf } from "../../src/pci/bdf.js";
 import { compose, cpuIntel, cpuZen, fn, identity, specF } from "../helpers/spec-f.js";
 
 const ALLOWED = identity("8086:2020");
 
 test("K-6 pci_p2pdma_map_type enum values", () => {
-  assert.deepEqual(PCI_P2PDMA_MAP, { UNKNOWN: 0, NONE: 1, NOT_SUPPORTED: 2, BUS_ADDR: 3, THRU_HOST_BRIDGE: 4 });
+  assert.deepEqual(PCI_P2PDMA_MAP, {
+    UNKNOWN: 0,
+    NONE: 1,
+    NOT_SUPPORTED: 2,
+    BUS_ADDR: 3,
+    THRU_HOST_BRIDGE: 4,
+  });
 });
 
 test("K-8 map-type cache key of client 0001:02:03.4 is 0x1021C", () => {
@@ -64,7 +70,11 @@ test("K-94 DSPb ACS control EC only counts as redirect", () => {
   const ec = (m: Parameters<typeof fn>[0]) => {
     fn(m, "DSPb").acs = { cap: ["SV", "RR", "CR", "UF", "EC"], ctrl: ["EC"] };
   };
-  assert.equal(calcMapTypeAndDist(specF(compose(ec, ALLOWED)).dev.EPa, specF(compose(ec, ALLOWED)).dev.EPb, cpuIntel).type, "THRU_HOST_BRIDGE");
+  assert.equal(
+    calcMapTypeAndDist(specF(compose(ec, ALLOWED)).dev.EPa, specF(compose(ec, ALLOWED)).dev.EPb, cpuIntel)
+      .type,
+    "THRU_HOST_BRIDGE",
+  );
   const d = specF(ec).dev;
   assert.equal(calcMapTypeAndDist(d.EPa, d.EPb, cpuIntel).type, "NOT_SUPPORTED");
 });
@@ -91,7 +101,10 @@ test("K-97 USP (the common ancestor) with ACS RR → THRU_HOST_BRIDGE (allow-lis
   const a = specF(compose(usp, ALLOWED)).dev;
   const v = calcMapTypeAndDist(a.EPa, a.EPb, cpuIntel);
   assert.equal(v.type, "THRU_HOST_BRIDGE");
-  assert.deepEqual(v.acsPath.map((d) => d.bdf), ["0000:01:00.0"]);
+  assert.deepEqual(
+    v.acsPath.map((d) => d.bdf),
+    ["0000:01:00.0"],
+  );
   const b = specF(usp).dev;
   assert.equal(calcMapTypeAndDist(b.EPa, b.EPb, cpuIntel).type, "NOT_SUPPORTED");
 });
@@ -116,7 +129,10 @@ test("K-99 RP2 with ACS RR → MF0→MF1 THRU_HOST_BRIDGE (the common ancestor R
   const a = specF(compose(rp2, ALLOWED)).dev;
   const v = calcMapTypeAndDist(a.MF0, a.MF1, cpuIntel, { verbose: true });
   assert.deepEqual([v.type, v.dist], ["THRU_HOST_BRIDGE", 2]);
-  assert.deepEqual(v.acsPath.map((d) => d.bdf), ["0000:00:03.0"]);
+  assert.deepEqual(
+    v.acsPath.map((d) => d.bdf),
+    ["0000:00:03.0"],
+  );
   const b = specF(rp2).dev;
   assert.equal(calcMapTypeAndDist(b.MF0, b.MF1, cpuIntel).type, "NOT_SUPPORTED");
 });
@@ -180,7 +196,10 @@ test("AMD Zen CPU allows every cross-root-port pair through the host bridge", ()
   const { dev } = specF();
   const v = calcMapTypeAndDist(dev.EPa, dev.EPd, cpuZen);
   assert.deepEqual([v.type, v.dist], ["THRU_HOST_BRIDGE", 6]);
-  assert.equal(calcMapTypeAndDist(dev.EPa, dev.EPd, { vendor: "AuthenticAMD", family: 0x16, source: "t" }).type, "NOT_SUPPORTED");
+  assert.equal(
+    calcMapTypeAndDist(dev.EPa, dev.EPd, { vendor: "AuthenticAMD", family: 0x16, source: "t" }).type,
+    "NOT_SUPPORTED",
+  );
 });
 
 test("REQ_SAME_HOST_BRIDGE entries allow peers under one host bridge only", () => {
@@ -191,5 +210,9 @@ test("REQ_SAME_HOST_BRIDGE entries allow peers under one host bridge only", () =
   assert.equal(calcMapTypeAndDist(dev.EPa, dev.EPc, cpuIntel).type, "THRU_HOST_BRIDGE");
   const cross = calcMapTypeAndDist(dev.EPa, dev.EPd, cpuIntel);
   assert.equal(cross.type, "NOT_SUPPORTED");
-  assert.ok(cross.reasons.some((r) => r.kind === "host-bridge" && !r.check.ok && r.check.why === "requires-same-host-bridge"));
+  assert.ok(
+    cross.reasons.some(
+      (r) => r.kind === "host-bridge" && !r.check.ok && r.check.why === "requires-same-host-bridge",
+    ),
+  );
 });
