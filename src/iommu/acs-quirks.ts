@@ -185,6 +185,23 @@ export const ACS_QUIRKS: readonly AcsQuirk[] = [
   ),
 ];
 
+const indexCache = new WeakMap<readonly AcsQuirk[], Map<number, AcsQuirk[]>>();
+
+/** The table grouped by vendor, in table order (looked up for every ACS question). */
+function byVendor(table: readonly AcsQuirk[]): Map<number, AcsQuirk[]> {
+  let m = indexCache.get(table);
+  if (!m) {
+    m = new Map();
+    for (const q of table) {
+      const list = m.get(q.vendor) ?? [];
+      list.push(q);
+      m.set(q.vendor, list);
+    }
+    indexCache.set(table, m);
+  }
+  return m;
+}
+
 /**
  * The quirk's answer for `flags`: true/false, or undefined when no quirk applies (the kernel's
  * -ENOTTY, "ask the capability").

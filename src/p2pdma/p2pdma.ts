@@ -5,7 +5,6 @@
 import type { GenericDevice } from "../core/device.js";
 import { KernelError } from "../core/errors.js";
 import { u64 } from "../core/hex.js";
-import { mapTypeCacheKey } from "../pci/bdf.js";
 import { IORESOURCE_MEM, PciDev } from "../pci/device.js";
 import type { CpuInfo } from "../pci/fabric.js";
 import {
@@ -120,7 +119,7 @@ export class P2pdma {
     const opts: CalcOptions = { verbose, whitelist: this.whitelist };
     const v = calcMapTypeAndDist(provider, client, this.cpu, opts);
     for (const l of v.log) this.log(l);
-    this.states.get(provider)?.mapTypes.set(mapTypeCacheKey(client.address), CODE[v.type]);
+    this.states.get(provider)?.mapTypes.set(client.cacheKey, CODE[v.type]);
     return v;
   }
 
@@ -129,7 +128,7 @@ export class P2pdma {
     const s = this.states.get(provider.owner);
     if (!s) return "NOT_SUPPORTED";
     if (!(dev instanceof PciDev)) return "NOT_SUPPORTED";
-    const hit = s.mapTypes.get(mapTypeCacheKey(dev.address));
+    const hit = s.mapTypes.get(dev.cacheKey);
     if (hit !== undefined) return NAME[hit];
     return this.calc(provider.owner, dev, true).type;
   }

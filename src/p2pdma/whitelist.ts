@@ -48,6 +48,15 @@ export function cpuSupportsP2pdma(cpu: CpuInfo): boolean {
   return cpu.vendor === "AuthenticAMD" && cpu.family >= 0x17;
 }
 
+/** Raw outcome of one host bridge's allow-list lookup (no strings: this runs for every pair). */
+export interface HostBridgeFact {
+  hostBridge: HostBridge;
+  identity: PciDev | null;
+  entry: WhitelistEntry | null;
+  same: boolean;
+  ok: boolean;
+}
+
 export type HostBridgeCheck =
   | { ok: true; hostBridge: string; identity: string; id: string; entry: string; same: boolean }
   | { ok: false; hostBridge: string; why: "no-identity-device" }
@@ -61,45 +70,49 @@ export type HostBridgeCheck =
       entry: string;
     };
 
-const idOf = (d: PciDev) =>
+export const pciIdOf = (d: PciDev) =>
   `${d.vendor.toString(16).padStart(4, "0")}:${d.device.toString(16).padStart(4, "0")}`;
 
-export function hostBridgeEntryCheck(
+export function hostBridgeFact(
   hb: HostBridge,
   same: boolean,
   table: readonly WhitelistEntry[] = HOST_BRIDGE_WHITELIST_6_19,
-): HostBridgeCheck {
-  const root = hb.identityDevice;
-  if (!root) return { ok: false, hostBridge: hb.label, why: "no-identity-device" };
-  const e = table.find((x) => x.vendor === root.vendor && x.device === root.device);
-  if (!e) return { ok: false, hostBridge: hb.label, why: "not-listed", identity: root.bdf, id: idOf(root) };
-  if (e.reqSameHostBridge && !same)
-    return {
-      ok: false,
-      hostBridge: hb.label,
-      why: "requires-same-host-bridge",
-      identity: root.bdf,
-      id: idOf(root),
-      entry: e.name,
-    };
-  return { ok: true, hostBridge: hb.label, identity: root.bdf, id: idOf(root), entry: e.name, same };
+): HostBridgeFact {
+  const identity = hb.identityDevice;
+  if (!identity) return { hostBridge: hb, identity, entry: null, same, ok: false };
+  const v = identity.vendor;
+  const d = identity.device;
+  const entry = table.find((x) => x.vendor === v && x.device === d) ?? null;
+  return { hostBridge: hb, identity, entry, same, ok: !!entry && (!entry.reqSameHostBridge || same) };
 }
 
-/** `host_bridge_whitelist(a, b)`: the result and the checks behind it (one per host bridge). */
+/** The words-ready form of a fact. */
+export function describeFact(f: HostBridgeFact): HostBridgeCheck {
+  const hostBridge = f.hostBridge.label;
+  if (!f.identity) return { ok: false, hostBridge, why: "no-identity-device" };
+  const identity = f.identity.bdf;
+  const id = pciIdOf(f.identity);
+  if (!f.entry) return { ok: false, hostBridge, why: "not-listed", identity, id };
+  if (!f.ok)
+    return { ok: false, hostBridge, why: "requires-same-host-bridge", identity, id, entry: f.entry.name };
+  return { ok: true, hostBridge, identity, id, entry: f.entry.name, same: f.same };
+}
+
+/** `host_bridge_whitelist(a, b)`: the result and the facts behind it (one per host bridge looked at). */
 export function hostBridgeWhitelist(
   a: PciDev,
   b: PciDev,
   table: readonly WhitelistEntry[] = HOST_BRIDGE_WHITELIST_6_19,
-): { ok: boolean; checks: HostBridgeCheck[] } {
+): { ok: boolean; facts: HostBridgeFact[] } {
   const ha = a.hostBridge;
   const hb = b.hostBridge;
   if (ha === hb) {
-    const c = hostBridgeEntryCheck(ha, true, table);
-    return { ok: c.ok, checks: [c] };
+    const f = hostBridgeFact(ha, true, table);
+    return { ok: f.ok, facts: [f] };
   }
-  const ca = hostBridgeEntryCheck(ha, false, table);
+  const fa = hostBridgeFact(ha, false, table);
   // The kernel's `&&` short-circuits: B's bridge is only looked at when A's passed.
-  if (!ca.ok) return { ok: false, checks: [ca] };
-  const cb = hostBridgeEntryCheck(hb, false, table);
-  return { ok: cb.ok, checks: [ca, cb] };
+  if (!fa.ok) return { ok: false, facts: [fa] };
+  const fb = hostBridgeFact(hb, false, table);
+  return { ok: fb.ok, facts: [fa, fb] };
 }

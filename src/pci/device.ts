@@ -181,8 +181,14 @@ export class PciDev {
   get hostBridge(): HostBridge {
     return this.bus.hostBridge;
   }
+  private bdfCache: string | undefined;
   get bdf(): string {
-    return formatBdf({ segment: this.segment, bus: this.bus.number, devfn: this.devfn });
+    this.bdfCache ??= formatBdf({ segment: this.segment, bus: this.bus.number, devfn: this.devfn });
+    return this.bdfCache;
+  }
+  /** Key of this device as a P2PDMA client in a provider's map-type cache (K-8). */
+  get cacheKey(): number {
+    return this.segment * 0x10000 + ((this.bus.number & 0xff) << 8) + (this.devfn & 0xff);
   }
   get slot(): number {
     return slotOf(this.devfn);
@@ -245,8 +251,11 @@ export class PciDev {
   }
 
   /* ACS */
+  /** Capability layout never changes after the config space is built; remember where ACS is. */
+  private acsOffsetCache = -1;
   get acsCapOffset(): number {
-    return this.config.findExtCapability(PCI_EXT_CAP_ID_ACS);
+    if (this.acsOffsetCache < 0) this.acsOffsetCache = this.config.findExtCapability(PCI_EXT_CAP_ID_ACS);
+    return this.acsOffsetCache;
   }
   get acsCapReg(): number {
     const o = this.acsCapOffset;
