@@ -137,7 +137,7 @@ export function explain(m: Machine, provider: PciDev, client: PciDev): Explanati
       ? "→ BUS_ADDR: the client uses PCI bus addresses (BAR CPU address + host-bridge offset); the IOMMU is not used"
       : v.type === "THRU_HOST_BRIDGE"
         ? "→ THRU_HOST_BRIDGE: traffic goes through the root complex and is mapped through the client's IOMMU like normal DMA"
-        : "→ NOT_SUPPORTED: dma-buf mapping for this client fails (the kernel returns -EREMOTEIO from the P2P map path)",
+        : "→ NOT_SUPPORTED: a dma-buf map for this client fails (-EINVAL from dma_buf_phys_vec_to_sgt; the older pci_p2pdma_map_sg path gives -EREMOTEIO)",
   );
   let fix: Explanation["fix"] = null;
   if (v.type !== "BUS_ADDR") {
