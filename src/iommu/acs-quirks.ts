@@ -211,10 +211,9 @@ export function acsQuirkAnswer(
   flags: number,
   table: readonly AcsQuirk[] = ACS_QUIRKS,
 ): boolean | undefined {
-  const vendor = dev.vendor;
   const device = dev.device;
-  for (const q of table) {
-    if (q.vendor !== vendor || (q.device !== "any" && q.device !== device)) continue;
+  for (const q of byVendor(table).get(dev.vendor) ?? []) {
+    if (q.device !== "any" && q.device !== device) continue;
     if (q.kind === "intel-rciep" && dev.pcieType !== PCI_EXP_TYPE.RC_END) continue;
     if (q.kind === "intel-pch-root-port" && dev.pcieType !== PCI_EXP_TYPE.ROOT_PORT) continue;
     return (flags & q.grants) === flags;

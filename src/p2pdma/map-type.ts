@@ -137,7 +137,10 @@ export function calcMapTypeAndDist(
       }
     }
     // checked before the comparison in the kernel; only matters when a common ancestor exists
-    if (acsRedirect(a)) (providerAcs ??= []).push(a);
+    if (acsRedirect(a)) {
+      providerAcs ??= [];
+      providerAcs.push(a);
+    }
   }
   const dist = distA + distB;
   const log: string[] = [];
