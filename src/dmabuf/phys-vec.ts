@@ -1,0 +1,346 @@
+/**
+ * The 6.19 phys_vec -> sg_table helper (drivers/dma-buf/dma-buf-mapping.c,
+ * kernel-semantics §5): `dma_buf_phys_vec_to_sgt` and `dma_buf_free_sgt`.
+ *
+ * An exporter of MMIO hands over its physical ranges; the helper picks the address type from the
+ * P2P map type between the provider and the importing device:
+ * - BUS_ADDR ("bus mode"): PCI bus addresses, no IOMMU involvement, `dir` unused;
+ * - THRU_HOST_BRIDGE: one contiguous IOVA range linked range by range ("iova mode"), or, when no
+ *   IOVA can be had (dma-direct device, exhaustion), one `dma_map_phys` per range ("per-range mode");
+ * - anything else: -EINVAL.
+ * The table has no CPU list: entries carry only a DMA address and a 32-bit DMA length, split by the
+ * chunking rule of §5.3. Variants: `sgChunk` ('uint_max' 6.19 / 'page_aligned') and
+ * `iovaLinkOffset` ('zero' 6.19 / 'cumulative').
+ *
+ * Failures are thrown as {@link KernelError}; the unwind is the kernel's (§5.2), including what it
+ * leaves behind: a failure at the first range in iova mode keeps the IOVA reserved (`leak:iova`).
+ */
+import { type Diagnostics, warnOnce } from "../core/diagnostics.js";
+import { type ErrnoName, errnoName } from "../core/errno.js";
+import { KernelBug, KernelError, type SpecId } from "../core/errors.js";
+import { type FaultInjector, NO_FAULTS } from "../core/fault-inject.js";
+import { hex, u64 } from "../core/hex.js";
+import type { DmaDevice } from "../dma/device.js";
+import { deviceName } from "../dma/device.js";
+import { DMA_ATTR_MMIO, type DmaDataDirection } from "../dma/direction.js";
+import { type DmaIovaState, dmaUseIova, newDmaIovaState } from "../dma/dma-iommu.js";
+import type { DmaApi } from "../dma/mapping.js";
+import type { PciDev } from "../pci/device.js";
+
+/** `struct dma_buf_phys_vec`: one physical range. */
+export interface PhysVec {
+  paddr: bigint;
+  len: bigint;
+}
+
+/** `struct p2pdma_provider`: the BAR's owner and its CPU->bus offset (added to a CPU address). */
+export interface P2pdmaProvider {
+  owner: PciDev;
+  busOffset: bigint;
+}
+
+/** `enum pci_p2pdma_map_type` by name (numbers 0..4 are accepted too). */
+export type P2pdmaMapTypeName = "UNKNOWN" | "NONE" | "NOT_SUPPORTED" | "BUS_ADDR" | "THRU_HOST_BRIDGE";
+
+const MAP_TYPE_BY_NUMBER: readonly P2pdmaMapTypeName[] = [
+  "UNKNOWN",
+  "NONE",
+  "NOT_SUPPORTED",
+  "BUS_ADDR",
+  "THRU_HOST_BRIDGE",
+];
+
+/** What the helper needs of a `dma_buf_attachment`: the importing device and its buffer. */
+export interface PhysVecAttachment {
+  dev: DmaDevice;
+  dmabuf: unknown;
+}
+
+export type SgChunk = "uint_max" | "page_aligned";
+export type IovaLinkOffset = "zero" | "cumulative";
+
+/** `P` is the caller's provider type (p2pdma's carries more fields, e.g. the BAR). */
+export interface PhysVecOptions<P extends P2pdmaProvider = P2pdmaProvider> {
+  /** The machine's DMA API. */
+  dma: DmaApi;
+  /**
+   * `pci_p2pdma_map_type(provider, attach.dev)`: the value, or the function to ask (called exactly
+   * once per map, after the argument checks, like the kernel).
+   */
+  mapType:
+    | P2pdmaMapTypeName
+    | number
+    | ((provider: NoInfer<P>, dev: DmaDevice) => P2pdmaMapTypeName | number);
+  /** Variant flag `sgChunk` (§0.3). Default 'uint_max' (6.19). */
+  sgChunk?: SgChunk;
+  /** Variant flag `iovaLinkOffset` (§0.3). Default 'zero' (6.19). */
+  iovaLinkOffset?: IovaLinkOffset;
+  /** Default: the DMA API's sink. */
+  diag?: Diagnostics;
+  /** Sites `kzalloc:dma_buf_dma`, `kzalloc:dma_iova_state`, `sg_alloc_table`. */
+  faults?: FaultInjector;
+  /** `dma_resv_assert_held(attach->dmabuf->resv)`: throws {@link KernelBug} when the lock is not held. */
+  assertLockHeld?: () => void;
+  /**
+   * Largest table the model allocates; above it `sg_alloc_table` fails with -ENOMEM (a modelling
+   * bound standing for the kernel running out of memory). Default 1 << 22 entries.
+   */
+  maxSgEntries?: number;
+}
+
+/** One scatterlist entry: no CPU page, only the DMA address and 32-bit DMA length (§5.1). */
+export interface SgEntry {
+  page: null;
+  offset: 0;
+  length: 0;
+  dmaAddress: bigint;
+  dmaLen: bigint;
+}
+
+export interface SgTable {
+  sgl: SgEntry[];
+  nents: number;
+  /** Always 0: there is no CPU list. */
+  origNents: number;
+}
+
+export type DmaBufDmaMode = "bus" | "iova" | "per-range";
+
+/** `struct dma_buf_dma`: the table, the IOVA state (null in bus mode) and the recorded size. */
+export interface DmaBufDma {
+  sgt: SgTable;
+  state: DmaIovaState | null;
+  size: bigint;
+  mode: DmaBufDmaMode;
+  freed: boolean;
+}
+
+export const UINT_MAX = 0xffff_ffffn;
+const U32 = 1n << 32n;
+
+/** Chunk length of one entry under the variant (§5.3). */
+export function sgChunkLen(variant: SgChunk): bigint {
+  return variant === "page_aligned" ? 0xffff_f000n : UINT_MAX;
+}
+
+function divRoundUp(n: bigint, d: bigint): bigint {
+  return u64(n + d - 1n) / d; // DIV_ROUND_UP in 64-bit arithmetic
+}
+
+/** `container_of(sgt, struct dma_buf_dma, sgt)`. */
+const owners = new WeakMap<SgTable, DmaBufDma>();
+
+/** The mapping object behind a table returned by {@link dmaBufPhysVecToSgt}. */
+export function dmaBufDmaOf(sgt: SgTable): DmaBufDma | undefined {
+  return owners.get(sgt);
+}
+
+function fail(name: ErrnoName, check: string, spec?: SpecId, detail?: string): never {
+  throw new KernelError(name, check, spec, detail);
+}
+
+function failErrno(ret: number, check: string): never {
+  fail(errnoName(ret) ?? "EINVAL", check, undefined, ret ? `ret ${ret}` : undefined);
+}
+
+function normalizeMapType(t: P2pdmaMapTypeName | number): P2pdmaMapTypeName | number {
+  return typeof t === "number" ? (MAP_TYPE_BY_NUMBER[t] ?? t) : t;
+}
+
+/**
+ * Entry count (§5.2 step 4). Bus and per-range modes: the sum over ranges, a 32-bit counter that
+ * wraps in 6.19 and reports 0 on overflow in the page-aligned variant. Iova mode: from `size`.
+ */
+export function calcSgNents(
+  ranges: readonly PhysVec[],
+  size: bigint,
+  iovaMode: boolean,
+  variant: SgChunk = "uint_max",
+): number {
+  const chunk = sgChunkLen(variant);
+  if (iovaMode) return Number(divRoundUp(size, chunk) % U32);
+  let n = 0n;
+  for (const r of ranges) {
+    n += divRoundUp(r.len, chunk) % U32;
+    if (n >= U32) {
+      if (variant === "page_aligned") return 0;
+      n %= U32;
+    }
+  }
+  return Number(n);
+}
+
+function zeroEntry(): SgEntry {
+  return { page: null, offset: 0, length: 0, dmaAddress: 0n, dmaLen: 0n };
+}
+
+/** `fill_sg_entry` (§5.3): entries for (addr, length) from `cursor`; returns the new cursor. */
+function fillSgEntry(sgt: SgTable, cursor: number, length: bigint, addr: bigint, chunk: bigint): number {
+  const n = Number(divRoundUp(length, chunk) % U32);
+  let left = length;
+  let c = cursor;
+  for (let i = 0; i < n; i++) {
+    if (c >= sgt.nents) throw new KernelBug("fill_sg_entry", "scatterlist overrun (entry count too small)");
+    const len = left < chunk ? left : chunk;
+    left -= len;
+    const e = sgt.sgl[c];
+    e.dmaAddress = u64(addr + BigInt(i) * chunk);
+    e.dmaLen = len % U32;
+    c++;
+  }
+  return c;
+}
+
+/**
+ * `dma_buf_phys_vec_to_sgt(attach, provider, ranges, nr, size, dir)` (§5.2). Returns the table;
+ * {@link dmaBufDmaOf} gives the mode, IOVA state and size behind it.
+ */
+export function dmaBufPhysVecToSgt<P extends P2pdmaProvider>(
+  attach: PhysVecAttachment | null | undefined,
+  provider: P | null | undefined,
+  ranges: readonly PhysVec[],
+  size: bigint,
+  dir: DmaDataDirection,
+  opts: PhysVecOptions<P>,
+): SgTable {
+  const diag = opts.diag ?? opts.dma.diag;
+  const faults = opts.faults ?? NO_FAULTS;
+  const variant = opts.sgChunk ?? "uint_max";
+  const chunk = sgChunkLen(variant);
+  const dma = opts.dma;
+  opts.assertLockHeld?.();
+
+  // 1. This function works on MMIO of a provider only.
+  if (!attach?.dmabuf || !provider) {
+    diag.warn(
+      "dma-buf-phys-vec-to-sgt-args",
+      !attach ? "no attachment" : !attach.dmabuf ? "no dmabuf" : "no provider",
+    );
+    fail("EINVAL", "dma_buf_phys_vec_to_sgt: missing attachment, dma-buf or provider");
+  }
+  const dev = attach.dev;
+
+  // 2. The result object.
+  const e2 = faults.check("kzalloc:dma_buf_dma");
+  if (e2) fail(e2, "dma_buf_phys_vec_to_sgt: allocation of the result");
+
+  // 3. Address type.
+  const raw = typeof opts.mapType === "function" ? opts.mapType(provider, dev) : opts.mapType;
+  const mapType = normalizeMapType(raw);
+  let state: DmaIovaState | null = null;
+  if (mapType === "BUS_ADDR") {
+    // bus mode: no IOVA at all
+  } else if (mapType === "THRU_HOST_BRIDGE") {
+    const e3 = faults.check("kzalloc:dma_iova_state");
+    if (e3) fail(e3, "dma_buf_phys_vec_to_sgt: allocation of the IOVA state");
+    state = newDmaIovaState();
+    dma.dmaIovaTryAlloc(dev, state, 0n, size);
+  } else {
+    fail(
+      "EINVAL",
+      "dma_buf_phys_vec_to_sgt: map type",
+      undefined,
+      `${String(mapType)} for ${deviceName(dev)}`,
+    );
+  }
+  const iovaMode = state !== null && dmaUseIova(state);
+  const mode: DmaBufDmaMode = state === null ? "bus" : iovaMode ? "iova" : "per-range";
+
+  // An IOVA reservation dropped without dma_iova_free stays allocated for good.
+  const leakIova = (why: string) => {
+    if (iovaMode && state)
+      diag.record(
+        "leak:iova",
+        `${deviceName(dev)}: IOVA ${hex(state.addr)}+${hex(size)} left reserved (${why})`,
+      );
+  };
+
+  // 4-5. The table.
+  const nents = calcSgNents(ranges, size, iovaMode, variant);
+  if (nents === 0) {
+    leakIova("sg_alloc_table failed");
+    fail("EINVAL", "sg_alloc_table: zero entries");
+  }
+  const e5 = nents > (opts.maxSgEntries ?? 1 << 22) ? "ENOMEM" : faults.check("sg_alloc_table");
+  if (e5) {
+    leakIova("sg_alloc_table failed");
+    fail(e5, "sg_alloc_table", undefined, `${nents} entries`);
+  }
+  const sgt: SgTable = { sgl: Array.from({ length: nents }, zeroEntry), nents, origNents: 0 };
+
+  // 6. Map every range in order.
+  const wrap32 = variant === "uint_max"; // 6.19 keeps mapped_len in an unsigned int
+  let mappedLen = 0n;
+  let linkOffset = 0n;
+  let cursor = 0;
+  let i = 0;
+  const unwind = (err: () => never): never => {
+    if (i === 0 || state === null) {
+      leakIova("failure at the first range");
+    } else if (iovaMode) {
+      dma.dmaIovaDestroy(dev, state, mappedLen, dir, DMA_ATTR_MMIO);
+    } else {
+      // Every entry, including the ones never filled (0, 0): harmless no-ops.
+      for (const e of sgt.sgl) dma.dmaUnmapPhys(dev, e.dmaAddress, e.dmaLen, dir, DMA_ATTR_MMIO);
+    }
+    return err();
+  };
+
+  for (i = 0; i < ranges.length; i++) {
+    const r = ranges[i];
+    let addr = 0n;
+    if (state === null) {
+      addr = u64(r.paddr + provider.busOffset); // pci_p2pdma_bus_addr_map
+    } else if (iovaMode) {
+      // 6.19 links every range at IOVA offset 0 (§5.2 model note); 'cumulative' packs them.
+      const off = opts.iovaLinkOffset === "cumulative" ? linkOffset : 0n;
+      const ret = dma.dmaIovaLink(dev, state, r.paddr, off, r.len, dir, DMA_ATTR_MMIO);
+      if (ret) unwind(() => failErrno(ret, "dma_iova_link"));
+      linkOffset += r.len;
+      mappedLen = wrap32 ? (mappedLen + r.len) % U32 : mappedLen + r.len;
+    } else {
+      addr = dma.dmaMapPhys(dev, r.paddr, r.len, dir, DMA_ATTR_MMIO);
+      const ret = dma.dmaMappingError(dev, addr);
+      if (ret) unwind(() => failErrno(ret, "dma_map_phys"));
+    }
+    if (!iovaMode) cursor = fillSgEntry(sgt, cursor, r.len, addr, chunk);
+  }
+
+  // 7. One entry run for the whole IOVA range.
+  if (iovaMode && state) {
+    if (mappedLen !== size)
+      warnOnce(diag, "dma-buf-phys-vec-to-sgt-mapped-len", `mapped ${hex(mappedLen)} of ${hex(size)}`);
+    const ret = dma.dmaIovaSync(dev, state, 0n, mappedLen);
+    if (ret) unwind(() => failErrno(ret, "dma_iova_sync"));
+    cursor = fillSgEntry(sgt, cursor, mappedLen, state.addr, chunk);
+  }
+
+  // 8. The table must be exactly full.
+  if (cursor !== nents)
+    warnOnce(diag, "dma-buf-phys-vec-to-sgt-nents", `filled ${cursor} of ${nents} entries`);
+  const result: DmaBufDma = { sgt, state, size, mode, freed: false };
+  owners.set(sgt, result);
+  return sgt;
+}
+
+/** `dma_buf_free_sgt(attach, sgt, dir)` (§5.4): undoes the mapping by mode, using the recorded size. */
+export function dmaBufFreeSgt(
+  attach: PhysVecAttachment,
+  sgt: SgTable,
+  dir: DmaDataDirection,
+  opts: { dma: DmaApi; assertLockHeld?: () => void },
+): void {
+  opts.assertLockHeld?.();
+  const d = owners.get(sgt);
+  if (!d) throw new KernelBug("dma_buf_free_sgt", "table not made by dma_buf_phys_vec_to_sgt");
+  if (d.freed) throw new KernelBug("dma_buf_free_sgt", "table freed twice");
+  const dev = attach.dev;
+  if (d.state === null) {
+    // bus mode: nothing was mapped
+  } else if (dmaUseIova(d.state)) {
+    opts.dma.dmaIovaDestroy(dev, d.state, d.size, dir, DMA_ATTR_MMIO);
+  } else {
+    for (const e of sgt.sgl) opts.dma.dmaUnmapPhys(dev, e.dmaAddress, e.dmaLen, dir, DMA_ATTR_MMIO);
+  }
+  d.freed = true;
+}
