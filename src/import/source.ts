@@ -7,7 +7,10 @@ import { basename } from "node:path";
 import { InputError } from "../core/errors.js";
 import type { CpuInfo, Fabric } from "../pci/fabric.js";
 import { builtinText } from "./builtin.js";
+import { importLspciHex } from "./lspci-hex.js";
 import { parseMachineFile } from "./machine-file.js";
+import { importSysfsPath } from "./sysfs.js";
+import { looksLikeArchive } from "./tar.js";
 
 export interface LoadedSource {
   fabric: Fabric;
@@ -38,11 +41,12 @@ export function loadSource(spec: string): LoadedSource {
   }
   if (!existsSync(spec))
     throw new InputError(`no such file or directory (expected a file, a directory or builtin:<name>)`, spec);
-  if (statSync(spec).isDirectory())
-    throw new InputError("directories (sysfs trees) are not readable by this build yet", spec);
+  if (statSync(spec).isDirectory() || /\.(tar|tgz|tar\.gz|tar\.bz2|tbz2?)$/i.test(spec))
+    return fromSysfs(spec);
   const buf = readFileSync(spec);
+  if (looksLikeArchive(buf)) return fromSysfs(spec);
   if (buf.includes(0))
-    throw new InputError("binary file: expected a text topology source or a machine file", spec);
+    throw new InputError("binary file: expected a text topology source, an archive or a machine file", spec);
   const text = buf.toString("utf8");
   if (/\.(ya?ml|json)$/i.test(spec) || looksLikeMachineFile(text)) {
     return {
@@ -52,10 +56,33 @@ export function loadSource(spec: string): LoadedSource {
       warnings: [],
     };
   }
+  if (
+    /^(?:[0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}\.[0-7] .*\n(?:[0-9a-f]{2,3}: (?:[0-9a-f]{2} ?)+\n)+/im.test(
+      text,
+    )
+  ) {
+    const r = importLspciHex(text, spec);
+    return {
+      fabric: r.fabric,
+      reportedGroups: null,
+      inputs: [{ file: spec, format: "lspci-hex" }],
+      warnings: [],
+    };
+  }
   throw new InputError(
-    `format not recognised (${basename(spec)}): expected a peerdma machine file (YAML/JSON) or builtin:<name>`,
+    `format not recognised (${basename(spec)}): expected a sysfs tree or archive, lspci -x hex dump, a peerdma machine file (YAML/JSON) or builtin:<name>`,
     spec,
   );
+}
+
+function fromSysfs(path: string): LoadedSource {
+  const r = importSysfsPath(path);
+  return {
+    fabric: r.fabric,
+    reportedGroups: r.reportedGroups,
+    inputs: [{ file: path, format: "sysfs" }],
+    warnings: r.notes,
+  };
 }
 
 /** Several sources of one machine (merged); with one source, that source. */
