@@ -1,1 +1,3 @@
+export * from "./dma-buf.js";
+export * from "./importer.js";
 export * from "./phys-vec.js";

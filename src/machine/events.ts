@@ -2,12 +2,15 @@
  * Every event the model records, as one typed union (declared once, like QEMU's trace-events).
  * Subsystems emit only these; the demo, `run`, tests and the CLI read the same log.
  */
+import type { DmaBufEvent } from "../dmabuf/dma-buf.js";
+import type { VfioEvent } from "../vfio/events.js";
+
 export type MachineEvent =
   | { kind: "kernel-log"; line: string }
-  | { kind: "warn"; site: string; detail?: string }
-  | { kind: "p2pdma-init"; device: string }
-  | { kind: "p2pdma-release"; device: string }
-  | { kind: "reset"; device: string; method: string; affected: string[] };
+  | { kind: "diagnostic"; event: string; detail?: string }
+  | { kind: "reset"; device: string; method: string; affected: string[] }
+  | DmaBufEvent
+  | VfioEvent;
 
 export interface LoggedEvent {
   seq: number;

@@ -1,2 +1,3 @@
 export * from "./events.js";
 export * from "./machine.js";
+export * from "./profile.js";

@@ -1,0 +1,152 @@
+/**
+ * Files and descriptors, as far as the model needs them: kernel objects (a dma-buf, a VFIO device)
+ * are reached through a refcounted file; a process's descriptor table maps small integers to
+ * files. `get_file_active` is "take a reference only if the count is still above zero".
+ */
+import { KernelError } from "./errors.js";
+
+export const O_ACCMODE = 0o3;
+export const O_RDWR = 0o2;
+export const O_NONBLOCK = 0o4000;
+export const O_CLOEXEC = 0o2000000;
+
+export const SEEK_SET = 0;
+export const SEEK_CUR = 1;
+export const SEEK_END = 2;
+
+export interface FileOps {
+  /** Last reference dropped. */
+  release?(file: KFile): void;
+  /** Returns the ioctl's non-negative result; failures throw {@link KernelError}. */
+  ioctl?(file: KFile, cmd: number, arg: UserBuffer): number;
+  llseek?(file: KFile, offset: bigint, whence: number): bigint;
+  mmap?(file: KFile, req: { pgoff: bigint; pages: bigint; shared: boolean }): void;
+  fdinfo?(file: KFile): Record<string, string | number>;
+}
+
+export class KFile {
+  refs = 1;
+  constructor(
+    /** What the file is ("dma-buf", "vfio-device", "eventfd" …). */
+    readonly kind: string,
+    readonly ops: FileOps,
+    /** f_flags kept by the file (open(2) flags). */
+    public flags: number,
+    public priv: unknown,
+  ) {}
+
+  /** `get_file`. */
+  get(): this {
+    if (this.refs <= 0) throw new Error(`get_file on a released ${this.kind} file`);
+    this.refs++;
+    return this;
+  }
+
+  /** `get_file_active`: false for a file whose last reference is already gone. */
+  getActive(): boolean {
+    if (this.refs <= 0) return false;
+    this.refs++;
+    return true;
+  }
+
+  /** `fput`: the last reference runs `release` exactly once. */
+  put(): void {
+    if (this.refs <= 0) throw new Error(`fput on a released ${this.kind} file`);
+    this.refs--;
+    if (this.refs === 0) this.ops.release?.(this);
+  }
+
+  get released(): boolean {
+    return this.refs <= 0;
+  }
+}
+
+/** A process's descriptor table. */
+export class FdTable {
+  private readonly fds = new Map<number, { file: KFile; cloexec: boolean }>();
+  constructor(
+    /** RLIMIT_NOFILE: descriptors 0 … max-1. */
+    public max = 1024,
+  ) {}
+
+  /** `get_unused_fd_flags` + `fd_install`: the lowest free number; -EMFILE when full. */
+  install(file: KFile, flags = 0): number {
+    for (let fd = 0; fd < this.max; fd++)
+      if (!this.fds.has(fd)) {
+        this.fds.set(fd, { file, cloexec: (flags & O_CLOEXEC) !== 0 });
+        return fd;
+      }
+    throw new KernelError("EMFILE", "get_unused_fd_flags: descriptor table full");
+  }
+
+  /** `fget`: -EBADF for a number that is not open. Takes a reference. */
+  fget(fd: number): KFile {
+    const e = this.fds.get(fd);
+    if (!e) throw new KernelError("EBADF", `fget: descriptor ${fd} is not open`);
+    return e.file.get();
+  }
+
+  /** The file behind `fd` without taking a reference. */
+  peek(fd: number): KFile | undefined {
+    return this.fds.get(fd)?.file;
+  }
+
+  cloexec(fd: number): boolean {
+    return this.fds.get(fd)?.cloexec ?? false;
+  }
+
+  /** `close(fd)`. */
+  close(fd: number): void {
+    const e = this.fds.get(fd);
+    if (!e) throw new KernelError("EBADF", `close: descriptor ${fd} is not open`);
+    this.fds.delete(fd);
+    e.file.put();
+  }
+
+  /** Occupies descriptors (to model a full table). */
+  get size(): number {
+    return this.fds.size;
+  }
+
+  entries(): [number, KFile][] {
+    return [...this.fds.entries()].map(([fd, e]) => [fd, e.file]);
+  }
+}
+
+/**
+ * User memory behind an ioctl argument: the bytes a C program passes (null = a pointer the kernel
+ * cannot read). Copies past the end fault with -EFAULT, as `copy_from_user` does.
+ */
+export class UserBuffer {
+  constructor(public bytes: Uint8Array | null) {}
+
+  static of(hexOrBytes: string | Uint8Array | null): UserBuffer {
+    if (hexOrBytes === null) return new UserBuffer(null);
+    if (typeof hexOrBytes !== "string") return new UserBuffer(hexOrBytes);
+    const clean = hexOrBytes.replace(/\s+/g, "");
+    return new UserBuffer(Uint8Array.from(clean.match(/../g) ?? [], (b) => Number.parseInt(b, 16)));
+  }
+
+  get length(): number {
+    return this.bytes?.length ?? 0;
+  }
+
+  copyFromUser(offset: number, len: number, what: string): DataView {
+    if (!this.bytes || offset < 0 || offset + len > this.bytes.length)
+      throw new KernelError("EFAULT", `copy_from_user: ${what} (${len} bytes at +${offset}) not readable`);
+    return new DataView(this.bytes.buffer, this.bytes.byteOffset + offset, len);
+  }
+
+  copyToUser(offset: number, data: Uint8Array, what: string): void {
+    if (!this.bytes || offset < 0 || offset + data.length > this.bytes.length)
+      throw new KernelError(
+        "EFAULT",
+        `copy_to_user: ${what} (${data.length} bytes at +${offset}) not writable`,
+      );
+    this.bytes.set(data, offset);
+  }
+
+  toHex(): string {
+    return this.bytes ? Buffer.from(this.bytes).toString("hex") : "";
+  }
+}

@@ -1,0 +1,5 @@
+export * from "./check-feature.js";
+export * from "./dma-buf.js";
+export * from "./events.js";
+export * from "./uapi/vfio.js";
+export * from "./vfio.js";
