@@ -23,7 +23,7 @@ export interface Outcome {
 }
 
 /** Runs a kernel call the way an ioctl reports it: the return value or the errno name. */
-export function call(fn: () => number | undefined): Outcome {
+export function call(fn: () => unknown): Outcome {
   try {
     const r = fn();
     return { ret: typeof r === "number" ? r : 0, errno: null };
