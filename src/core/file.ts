@@ -150,3 +150,8 @@ export class UserBuffer {
     return this.bytes ? Buffer.from(this.bytes).toString("hex") : "";
   }
 }
+
+/** `eventfd(2)`: a counter file the kernel can signal. */
+export function createEventfd(fds: FdTable): number {
+  return fds.install(new KFile("eventfd", {}, O_RDWR, { count: 0 }));
+}

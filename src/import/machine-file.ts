@@ -87,7 +87,7 @@ function capabilitiesOf(f: MachineFunction, traits: KindTraits, isVf: boolean): 
   const caps: CapabilityHelper[] = [];
   if (f.pm !== false && (f.pm || traits.pcieType !== null))
     caps.push(pmCap({ noSoftReset: f.pm?.noSoftReset ?? false }));
-  if (f.af) caps.push(afCap({ flr: f.af.flr, tp: true }));
+  if (f.af) caps.push(afCap({ flr: f.af.flr, tp: f.af.tp }));
   if (f.msix) caps.push(msixCap({ tableSize: f.msix }));
   if (traits.pcieType !== null) {
     caps.push(

@@ -176,7 +176,7 @@ const FunctionBase = z
       .union([z.literal(false), z.object({ noSoftReset: z.boolean().default(false) }).strict()])
       .optional(),
     af: z
-      .object({ flr: z.boolean().default(true) })
+      .object({ flr: z.boolean().default(true), tp: z.boolean().default(true) })
       .strict()
       .optional(),
     mpsSupported: z.number().int().optional(),
