@@ -1,5 +1,3 @@
-import { isMap, isSeq, LineCounter, parseDocument } from "yaml";
-import type { z } from "zod";
 import { InputError } from "../core/errors.js";
 import { parseSlotFn } from "../pci/bdf.js";
 import {
@@ -36,6 +34,7 @@ import {
   type MachineFunctionKind,
   MachineSchema,
 } from "./machine-schema.js";
+import { lineOf, parseYamlText, validate } from "./yaml-source.js";
 
 interface KindTraits {
   pcieType: number | null;
@@ -332,35 +331,6 @@ export function fabricFromDescription(m: MachineDescription): Fabric {
   return fabric;
 }
 
-/** Where a zod issue path points in the YAML source, as `line N`. */
-function lineOf(text: string, path: PropertyKey[]): number | undefined {
-  try {
-    const lc = new LineCounter();
-    const doc = parseDocument(text, { lineCounter: lc });
-    let node: unknown = doc.contents;
-    let last = node;
-    for (const k of path) {
-      if (isMap(node)) node = node.get(k as string, true);
-      else if (isSeq(node)) node = node.get(k as number, true);
-      else break;
-      if (node) last = node;
-      else break;
-    }
-    const range = (last as { range?: [number, number, number] } | null)?.range;
-    if (!range) return undefined;
-    return lc.linePos(range[0]).line;
-  } catch {
-    return undefined;
-  }
-}
-
-function formatPath(path: PropertyKey[]): string {
-  return path.reduce<string>(
-    (s, k) => (typeof k === "number" ? `${s}[${k}]` : s ? `${s}.${String(k)}` : String(k)),
-    "",
-  );
-}
-
 /**
  * Parses and validates machine-file text (YAML; JSON is YAML too) and builds the fabric.
  * Errors are {@link InputError}s naming `file`, the line and the path inside the file.
@@ -369,23 +339,10 @@ export function parseMachineFile(
   text: string,
   file = "<machine>",
 ): { description: MachineDescription; fabric: Fabric } {
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, intAsBigInt: false });
-  if (doc.errors.length) {
-    const e = doc.errors[0];
-    const pos = e.linePos?.[0];
-    throw new InputError(`${e.message.split("\n")[0]}`, pos ? `${file}:${pos.line}:${pos.col}` : file);
-  }
-  const raw = doc.toJS({ maxAliasCount: 100 });
-  const parsed = MachineSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = firstIssue(parsed.error.issues);
-    const line = lineOf(text, issue.path);
-    const p = formatPath(issue.path);
-    throw new InputError(`${p ? `${p}: ` : ""}${issue.message}`, line ? `${file}:${line}` : file);
-  }
+  const raw = parseYamlText(text, file);
+  const data = validate(MachineSchema, raw, text, file);
   try {
-    return { description: parsed.data, fabric: fabricFromDescription(parsed.data) };
+    return { description: data, fabric: fabricFromDescription(data) };
   } catch (e) {
     if (e instanceof InputError) {
       const m = /^(hostBridges\[[^\s:]*)/.exec(e.where ?? "");
@@ -405,11 +362,4 @@ function pathFromString(s: string): PropertyKey[] {
   const out: PropertyKey[] = [];
   for (const m of s.matchAll(/([A-Za-z]+)|\[(\d+)\]/g)) out.push(m[1] ?? Number(m[2]));
   return out;
-}
-
-/** The most specific issue: zod reports unions as nested issues; dig to the deepest one. */
-function firstIssue(issues: z.core.$ZodIssue[]): z.core.$ZodIssue {
-  let best = issues[0];
-  for (const i of issues) if (i.path.length > best.path.length) best = i;
-  return best;
 }
