@@ -7,9 +7,32 @@ export interface SourceOptions {
 }
 
 export function machineFromArgs(sources: string[], opts: SourceOptions) {
-  const loaded = loadSources(sources);
-  const machine = new Machine(loaded.fabric, { cpu: opts.cpu ? parseCpuOption(opts.cpu) : undefined });
+  const cpu = opts.cpu ? parseCpuOption(opts.cpu) : undefined;
+  const loaded = loadSources(sources, { cpu });
+  const machine = new Machine(loaded.fabric, { cpu });
   return { machine, loaded };
+}
+
+/** What the sources did not state and the model assumed — shown, never hidden. */
+export function assumptionsNote(loaded: {
+  unknowns: { subject: string; attribute: string; assumed: unknown; note: string }[];
+  conflicts: unknown[];
+}): string {
+  if (!loaded.unknowns.length && !loaded.conflicts.length) return "";
+  const byAttr = new Map<string, number>();
+  for (const u of loaded.unknowns) {
+    const key = `${u.attribute}: ${u.note || JSON.stringify(u.assumed)}`;
+    byAttr.set(key, (byAttr.get(key) ?? 0) + 1);
+  }
+  const lines = [...byAttr].slice(0, 6).map(([k, n]) => `  ${k} (${n}×)`);
+  return [
+    `Not stated by the sources (${loaded.unknowns.length} attributes), assumed:`,
+    ...lines,
+    ...(byAttr.size > 6 ? [`  … and ${byAttr.size - 6} more (see --json)`] : []),
+    ...(loaded.conflicts.length
+      ? [`Sources disagree on ${loaded.conflicts.length} attribute(s); the first source won (see --json).`]
+      : []),
+  ].join("\n");
 }
 
 /** A line saying which CPU the P2P verdicts assume, and where that came from. */

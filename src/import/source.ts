@@ -1,14 +1,22 @@
 /**
- * `<source>` on the command line: a built-in machine, a machine file, or (as the importers land)
- * any topology source, detected from its name and first bytes.
+ * `<source>` on the command line: a built-in machine, a machine file, a sysfs tree or archive, or
+ * any text topology source (lspci -t/-v/-mm/-x, hwloc XML, NCCL XML, lscpu, /proc/cpuinfo),
+ * detected from its name and first bytes. Several sources of one machine are merged attribute by
+ * attribute, and every attribute keeps where it came from.
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { basename } from "node:path";
 import { InputError } from "../core/errors.js";
 import type { CpuInfo, Fabric } from "../pci/fabric.js";
 import { builtinText } from "./builtin.js";
-import { importLspciHex } from "./lspci-hex.js";
+import { detectFormat, factsFromText } from "./detect.js";
 import { parseMachineFile } from "./machine-file.js";
+import {
+  type Conflict,
+  factsFromFabric,
+  type MachineFacts,
+  mergeAndBuild,
+  type UnknownAttr,
+} from "./merge.js";
 import { importSysfsPath } from "./sysfs.js";
 import { looksLikeArchive } from "./tar.js";
 
@@ -19,78 +27,125 @@ export interface LoadedSource {
   /** One line per input: what it was read as. */
   inputs: { file: string; format: string }[];
   warnings: string[];
+  /** Attributes no source stated, and what the model assumed for them. */
+  unknowns: UnknownAttr[];
+  /** Attributes the sources disagree on (the first source wins). */
+  conflicts: Conflict[];
 }
 
-export type SourceFormat = "builtin" | "machine-file";
-
-function looksLikeMachineFile(text: string): boolean {
-  return (
-    /^\s*(?:name|hostBridges|description|cpu)\s*:/m.test(text) || /^\s*\{\s*"(?:name|hostBridges)"/.test(text)
-  );
+export interface LoadOptions {
+  cpu?: CpuInfo;
+  /** What ports without stated ACS get: "absent" (default) or "isolating". */
+  assumeAcs?: "absent" | "isolating";
 }
 
-export function loadSource(spec: string): LoadedSource {
+type Loaded =
+  | {
+      kind: "fabric";
+      fabric: Fabric;
+      format: string;
+      file: string;
+      reported: LoadedSource["reportedGroups"];
+      warnings: string[];
+    }
+  | { kind: "text"; text: string; file: string };
+
+const ARCHIVE_NAME = /\.(tar|tgz|tar\.gz|tar\.bz2|tbz2?)$/i;
+
+function read(spec: string): Loaded {
   if (spec.startsWith("builtin:")) {
     const { text, file } = builtinText(spec);
     return {
+      kind: "fabric",
       fabric: parseMachineFile(text, file).fabric,
-      reportedGroups: null,
-      inputs: [{ file, format: "builtin" }],
+      format: "builtin",
+      file,
+      reported: null,
       warnings: [],
     };
   }
   if (!existsSync(spec))
-    throw new InputError(`no such file or directory (expected a file, a directory or builtin:<name>)`, spec);
-  if (statSync(spec).isDirectory() || /\.(tar|tgz|tar\.gz|tar\.bz2|tbz2?)$/i.test(spec))
-    return fromSysfs(spec);
+    throw new InputError("no such file or directory (expected a file, a directory or builtin:<name>)", spec);
+  if (statSync(spec).isDirectory() || ARCHIVE_NAME.test(spec)) return sysfs(spec);
   const buf = readFileSync(spec);
-  if (looksLikeArchive(buf)) return fromSysfs(spec);
+  if (looksLikeArchive(buf)) return sysfs(spec);
   if (buf.includes(0))
-    throw new InputError("binary file: expected a text topology source, an archive or a machine file", spec);
+    throw new InputError(
+      "binary file: expected a text topology source, a sysfs archive or a machine file",
+      spec,
+    );
   const text = buf.toString("utf8");
-  if (/\.(ya?ml|json)$/i.test(spec) || looksLikeMachineFile(text)) {
+  if (/\.(ya?ml|json)$/i.test(spec) || detectFormat(text, spec) === "machine-file")
     return {
+      kind: "fabric",
       fabric: parseMachineFile(text, spec).fabric,
-      reportedGroups: null,
-      inputs: [{ file: spec, format: "machine-file" }],
+      format: "machine-file",
+      file: spec,
+      reported: null,
       warnings: [],
     };
-  }
-  if (
-    /^(?:[0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}\.[0-7] .*\n(?:[0-9a-f]{2,3}: (?:[0-9a-f]{2} ?)+\n)+/im.test(
-      text,
-    )
-  ) {
-    const r = importLspciHex(text, spec);
-    return {
-      fabric: r.fabric,
-      reportedGroups: null,
-      inputs: [{ file: spec, format: "lspci-hex" }],
-      warnings: [],
-    };
-  }
-  throw new InputError(
-    `format not recognised (${basename(spec)}): expected a sysfs tree or archive, lspci -x hex dump, a peerdma machine file (YAML/JSON) or builtin:<name>`,
-    spec,
-  );
+  return { kind: "text", text, file: spec };
 }
 
-function fromSysfs(path: string): LoadedSource {
+function sysfs(path: string): Loaded {
   const r = importSysfsPath(path);
   return {
+    kind: "fabric",
     fabric: r.fabric,
-    reportedGroups: r.reportedGroups,
-    inputs: [{ file: path, format: "sysfs" }],
+    format: "sysfs",
+    file: path,
+    reported: r.reportedGroups,
     warnings: r.notes,
   };
 }
 
-/** Several sources of one machine (merged); with one source, that source. */
-export function loadSources(specs: string[]): LoadedSource {
+export function loadSources(specs: string[], opts: LoadOptions = {}): LoadedSource {
   if (specs.length === 0) throw new InputError("no source given (a file, a directory, or builtin:<name>)");
-  if (specs.length > 1)
-    throw new InputError("merging several sources is not supported by this build yet; give one source");
-  return loadSource(specs[0]);
+  const loaded = specs.map(read);
+  // One source that builds a fabric by itself keeps every detail (machine files, sysfs).
+  if (loaded.length === 1 && loaded[0].kind === "fabric") {
+    const l = loaded[0];
+    if (opts.cpu) l.fabric.cpu = opts.cpu;
+    return {
+      fabric: l.fabric,
+      reportedGroups: l.reported,
+      inputs: [{ file: l.file, format: l.format }],
+      warnings: l.warnings,
+      unknowns: [],
+      conflicts: [],
+    };
+  }
+  const parts: MachineFacts[] = loaded.map((l) =>
+    l.kind === "fabric" ? factsFromFabric(l.fabric, l.file, l.format) : factsFromText(l.text, l.file),
+  );
+  if (opts.cpu) {
+    for (const p of parts) p.cpu = undefined;
+    parts[0].cpu = { value: opts.cpu, source: { file: "--cpu" }, status: "stated" };
+  }
+  if (parts.every((p) => p.functions.size === 0 && p.hostBridges.size === 0))
+    throw new InputError(
+      `no PCI topology in ${specs.join(", ")} (only CPU information); add lspci, sysfs, hwloc or NCCL sources`,
+    );
+  const r = mergeAndBuild(parts, { assumeAcs: opts.assumeAcs });
+  if (r.cpu) r.fabric.cpu = r.cpu;
+  let reported = r.reportedGroups;
+  for (const l of loaded) if (!reported && l.kind === "fabric" && l.reported) reported = l.reported;
+  return {
+    fabric: r.fabric,
+    reportedGroups: reported,
+    inputs: loaded.map((l, i) => ({
+      file: l.file,
+      format: l.kind === "fabric" ? l.format : (parts[i].inputs[0]?.format ?? "text"),
+    })),
+    warnings: [...loaded.flatMap((l) => (l.kind === "fabric" ? l.warnings : [])), ...r.warnings],
+    unknowns: r.unknowns,
+    conflicts: r.conflicts,
+  };
+}
+
+/** One source (kept for callers that have exactly one). */
+export function loadSource(spec: string, opts: LoadOptions = {}): LoadedSource {
+  return loadSources([spec], opts);
 }
 
 /** `--cpu`: "amd-zen", "intel", or "<vendor>:<family>" such as "AuthenticAMD:0x19". */

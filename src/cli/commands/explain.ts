@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { type Explanation, explain } from "../../analysis/index.js";
 import { guard, print, printJson } from "../io.js";
-import { cpuNote, machineFromArgs } from "../machine-arg.js";
+import { assumptionsNote, cpuNote, machineFromArgs } from "../machine-arg.js";
 
 const gen = (gts: number) => ({ 2.5: 1, 5: 2, 8: 3, 16: 4, 32: 5, 64: 6, 128: 7 })[gts] ?? "?";
 
@@ -74,14 +74,28 @@ export function registerExplain(program: Command): void {
     .argument("<provider>", "BDF of the device whose memory is the target (dddd:bb:dd.f or bb:dd.f)")
     .argument("<client>", "BDF of the device that issues the DMA")
     .option("--json", "machine-readable output")
+    .option(
+      "--also <source...>",
+      "more sources of the same machine to merge (e.g. lspci -vvv beside lspci -tv)",
+    )
     .option("--cpu <cpu>", "host CPU when the source does not say: amd-zen | intel | <vendor>:<family>")
     .addHelpText("after", "\nExample:\n  peerdma explain builtin:storage-rdma 03:00.0 04:00.0")
-    .action((source: string, provider: string, client: string, opts: { json?: boolean; cpu?: string }) =>
-      guard(() => {
-        const { machine } = machineFromArgs([source], opts);
-        const e = explain(machine, machine.device(provider), machine.device(client));
-        if (opts.json) printJson(e);
-        else print(renderExplanation(e, cpuNote(machine)));
-      }),
+    .action(
+      (
+        source: string,
+        provider: string,
+        client: string,
+        opts: { json?: boolean; cpu?: string; also?: string[] },
+      ) =>
+        guard(() => {
+          const { machine, loaded } = machineFromArgs([source, ...(opts.also ?? [])], opts);
+          const e = explain(machine, machine.device(provider), machine.device(client));
+          if (opts.json) printJson({ ...e, assumptions: loaded.unknowns });
+          else {
+            print(renderExplanation(e, cpuNote(machine)));
+            const note = assumptionsNote(loaded);
+            if (note) print(`\n${note}`);
+          }
+        }),
     );
 }

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { buildMatrix, type Matrix, PATH_TYPE_LEGEND, type PathType } from "../../analysis/index.js";
 import { guard, print, printJson } from "../io.js";
-import { cpuNote, machineFromArgs } from "../machine-arg.js";
+import { assumptionsNote, cpuNote, machineFromArgs } from "../machine-arg.js";
 import { table } from "../table.js";
 
 const MAP_ABBR = { BUS_ADDR: "BUS", THRU_HOST_BRIDGE: "HB", NOT_SUPPORTED: "-" } as const;
@@ -101,13 +101,23 @@ Examples:
     )
     .action((sources: string[], opts: { json?: boolean; pairs?: boolean; cpu?: string }) =>
       guard(() => {
-        const { machine } = machineFromArgs(sources, opts);
+        const { machine, loaded } = machineFromArgs(sources, opts);
         const mx = buildMatrix(machine);
         if (opts.json) {
-          printJson({ devices: mx.devices, pairs: mx.pairs, machine: mx.machine, cpu: mx.cpu });
+          printJson({
+            devices: mx.devices,
+            pairs: mx.pairs,
+            machine: mx.machine,
+            cpu: mx.cpu,
+            sources: loaded.inputs,
+            assumptions: loaded.unknowns,
+            conflicts: loaded.conflicts,
+          });
           return;
         }
         print(renderMatrix(mx, cpuNote(machine)));
+        const note = assumptionsNote(loaded);
+        if (note) print(`\n${note}`);
         if (opts.pairs) print(`\n${renderPairs(mx)}`);
       }),
     );
