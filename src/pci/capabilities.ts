@@ -56,7 +56,9 @@ import {
   PCI_SRIOV_VF_STRIDE,
   PCI_STATUS,
   PCI_STATUS_CAP_LIST,
+  PCI_TPH_BASE_SIZEOF,
   PCI_TPH_CAP,
+  PCI_TPH_CTRL,
   speedCodeOf,
 } from "./regs.js";
 
@@ -186,13 +188,30 @@ export function afCap(p: { flr?: boolean; tp?: boolean } = {}): CapabilityHelper
   };
 }
 
-export function msixCap(p: { tableSize: number }): CapabilityHelper {
+export interface MsixCapParams {
+  tableSize: number;
+  /** BAR (BIR) holding the table and its offset in it (8-byte aligned); default BAR0 at 0. */
+  tableBir?: number;
+  tableOffset?: number;
+  /** BAR and offset of the Pending Bit Array; default right after the table in the same BAR. */
+  pbaBir?: number;
+  pbaOffset?: number;
+}
+
+export function msixCap(p: MsixCapParams): CapabilityHelper {
   return {
     space: "std",
     id: PCI_CAP_ID_MSIX,
     size: 12,
     init(cfg, o) {
       cfg.write16(o + 2, (p.tableSize - 1) & 0x7ff);
+      // Table Offset/BIR and PBA Offset/BIR (+4, +8): offset bits 31:3, BIR bits 2:0.
+      if (p.tableBir !== undefined || p.tableOffset !== undefined) {
+        const tableOffset = (p.tableOffset ?? 0) & ~7;
+        cfg.write32(o + 4, (tableOffset | ((p.tableBir ?? 0) & 7)) >>> 0);
+        const pbaOffset = (p.pbaOffset ?? tableOffset + p.tableSize * 16) & ~7;
+        cfg.write32(o + 8, (pbaOffset | ((p.pbaBir ?? p.tableBir ?? 0) & 7)) >>> 0);
+      }
     },
   };
 }
@@ -283,12 +302,25 @@ export interface TphRequesterParams {
   /** Where the steering-tag table lives. */
   stTable?: "none" | "cap" | "msix";
   stTableSize?: number;
+  /**
+   * The whole Requester Capability register as read from hardware (tph-and-tlp §2.1); when
+   * given it replaces the fields above, so reserved locations and bits can be modelled.
+   */
+  capReg?: number;
+  /** Initial TPH Requester Control register (default 0: disabled, No ST mode). */
+  control?: number;
+  /** Initial 16-bit entries of an ST table in the capability (entry i at +0x0C + 2·i). */
+  stEntries?: number[];
 }
 
 /** TPH requester capability; an ST table "in the capability" follows the 12-byte base. */
 export function tphRequesterCap(p: TphRequesterParams): CapabilityHelper {
-  const loc = p.stTable === "cap" ? 1 : p.stTable === "msix" ? 2 : 0;
-  const entries = loc ? (p.stTableSize ?? 1) : 0;
+  let loc = p.stTable === "cap" ? 1 : p.stTable === "msix" ? 2 : 0;
+  let entries = loc ? (p.stTableSize ?? 1) : 0;
+  if (p.capReg !== undefined) {
+    loc = (p.capReg >>> 9) & 3;
+    entries = loc === 1 || loc === 2 ? ((p.capReg >>> 16) & 0x7ff) + 1 : 0;
+  }
   return {
     space: "ext",
     id: PCI_EXT_CAP_ID_TPH,
@@ -301,7 +333,12 @@ export function tphRequesterCap(p: TphRequesterParams): CapabilityHelper {
       if (p.extendedRequester) cap |= 0x100;
       cap |= loc << 9;
       if (entries) cap |= ((entries - 1) & 0x7ff) << 16;
-      cfg.write32(o + PCI_TPH_CAP, cap);
+      cfg.write32(o + PCI_TPH_CAP, p.capReg ?? cap);
+      if (p.control !== undefined) cfg.write32(o + PCI_TPH_CTRL, p.control);
+      if (loc === 1)
+        p.stEntries?.slice(0, entries).forEach((st, i) => {
+          cfg.write16(o + PCI_TPH_BASE_SIZEOF + 2 * i, st);
+        });
     },
   };
 }

@@ -5,3 +5,4 @@ export * from "./device.js";
 export * from "./fabric.js";
 export * from "./regs.js";
 export * from "./reset.js";
+export * from "./tph.js";
