@@ -6,6 +6,8 @@ import { registerExplain } from "./commands/explain.js";
 import { registerIommuGroups } from "./commands/iommu-groups.js";
 import { registerMachines } from "./commands/machines.js";
 import { registerMatrix } from "./commands/matrix.js";
+import { registerRun } from "./commands/run.js";
+import { registerTlp } from "./commands/tlp.js";
 import { registerTopo } from "./commands/topo.js";
 import { EXIT_BAD_INPUT } from "./io.js";
 
@@ -30,7 +32,9 @@ export function buildProgram(): Command {
     .addHelpText(
       "after",
       `
-A <source> is builtin:<name> (see \`peerdma machines\`) or a peerdma machine file (YAML/JSON).
+A <source> is builtin:<name> (see \`peerdma machines\`), a peerdma machine file (YAML/JSON), a
+sysfs directory or archive (.tar, .tar.gz, .tar.bz2; /sys on a live host), lspci -t/-v/-mm/-x
+output, hwloc XML or NCCL topology XML. Several sources of one machine may be given together.
 
 Exit codes: 0 success, 1 a scenario expectation failed, 2 bad input.
 
@@ -38,7 +42,9 @@ Start with:
   peerdma demo
   peerdma topo builtin:storage-rdma
   peerdma matrix builtin:storage-rdma
-  peerdma explain builtin:storage-rdma 03:00.0 04:00.0`,
+  peerdma explain builtin:storage-rdma 03:00.0 04:00.0
+  peerdma run scenarios/spdk-cmb.yaml
+  peerdma tlp decode --dword-order le 08000260 F0000004 E0200000 00080006 90F00000`,
     );
   registerDemo(program);
   registerMachines(program);
@@ -46,6 +52,8 @@ Start with:
   registerMatrix(program);
   registerExplain(program);
   registerIommuGroups(program);
+  registerRun(program);
+  registerTlp(program);
   return program;
 }
 
