@@ -9,8 +9,8 @@ import { KernelBug } from "./errors.js";
 
 export class LockChecker {
   private readonly held: Lock[] = [];
-  /** "A>B": class B was taken while A was held. */
-  private readonly edges = new Set<string>();
+  /** outer class → classes taken while it was held. */
+  private readonly edges = new Map<string, Set<string>>();
   constructor(private readonly diag: Diagnostics) {}
 
   acquire(l: Lock, how: "write" | "read" = "write"): void {
@@ -20,9 +20,11 @@ export class LockChecker {
     }
     for (const h of this.held) {
       if (h.cls === l.cls) continue;
-      if (this.edges.has(`${l.cls}>${h.cls}`))
-        this.diag.record(`lockdep:inversion`, `${h.cls} -> ${l.cls} after ${l.cls} -> ${h.cls} was seen`);
-      this.edges.add(`${h.cls}>${l.cls}`);
+      if (this.edges.get(l.cls)?.has(h.cls))
+        this.diag.record("lockdep:inversion", `${h.cls} -> ${l.cls} after ${l.cls} -> ${h.cls} was seen`);
+      let after = this.edges.get(h.cls);
+      if (!after) this.edges.set(h.cls, (after = new Set()));
+      after.add(l.cls);
     }
     this.held.push(l);
   }
@@ -40,7 +42,7 @@ export class LockChecker {
 
   /** Learned ordering, e.g. ["memory_lock>dma_resv"]. */
   order(): string[] {
-    return [...this.edges];
+    return [...this.edges].flatMap(([a, bs]) => [...bs].map((b) => `${a}>${b}`));
   }
 }
 

@@ -129,6 +129,7 @@ export class DmaBufCore {
   readonly buffers = new Set<DmaBuf>();
   private nextId = 1;
   private nextAttachId = 1;
+  private fops: ReturnType<DmaBufCore["makeFileOps"]> | null = null;
 
   constructor(
     readonly config: DmaBufConfig,
@@ -160,7 +161,8 @@ export class DmaBufCore {
     const id = this.nextId++;
     const resv = info.resv ?? new Lock(this.locks, "dma_resv", `dmabuf#${id}.resv`);
     const buf = new DmaBuf(id, info.size, o, info.priv, info.expName, resv);
-    buf.file = new KFile("dma-buf", this.fileOps(), info.flags & (O_ACCMODE | O_NONBLOCK), buf);
+    this.fops ??= this.makeFileOps();
+    buf.file = new KFile("dma-buf", this.fops, info.flags & (O_ACCMODE | O_NONBLOCK), buf);
     this.buffers.add(buf);
     this.emit({
       kind: "dmabuf-export",
@@ -336,7 +338,7 @@ export class DmaBufCore {
 
   /* file operations of a dma-buf fd (§4.6) */
 
-  private fileOps() {
+  private makeFileOps() {
     return {
       release: (f: KFile) => this.release(f.priv as DmaBuf),
       llseek: (f: KFile, offset: bigint, whence: number) => {

@@ -161,7 +161,8 @@ export function calcSgNents(
   if (iovaMode) return Number(divRoundUp(size, chunk) % U32);
   let n = 0n;
   for (const r of ranges) {
-    n += divRoundUp(r.len, chunk) % U32;
+    // common case first: a range that fits one entry (no bigint division)
+    n += r.len > 0n && r.len <= chunk ? 1n : divRoundUp(r.len, chunk) % U32;
     if (n >= U32) {
       if (variant === "page_aligned") return 0;
       n %= U32;
@@ -176,6 +177,15 @@ function zeroEntry(): SgEntry {
 
 /** `fill_sg_entry` (§5.3): entries for (addr, length) from `cursor`; returns the new cursor. */
 function fillSgEntry(sgt: SgTable, cursor: number, length: bigint, addr: bigint, chunk: bigint): number {
+  if (length > 0n && length <= chunk) {
+    // one entry: the common case, without the bigint division
+    if (cursor >= sgt.nents)
+      throw new KernelBug("fill_sg_entry", "scatterlist overrun (entry count too small)");
+    const e = sgt.sgl[cursor];
+    e.dmaAddress = u64(addr);
+    e.dmaLen = length;
+    return cursor + 1;
+  }
   const n = Number(divRoundUp(length, chunk) % U32);
   let left = length;
   let c = cursor;

@@ -31,10 +31,12 @@ export interface MachineOptions {
   faults?: FaultPlan;
   /** RLIMIT_NOFILE of the user process. */
   maxFds?: number;
+  /** Events the log keeps (the newest); default 100,000. */
+  logCapacity?: number;
 }
 
 export class Machine {
-  readonly log = new EventLog();
+  readonly log: EventLog;
   readonly diag: DiagnosticLog;
   readonly locks: LockChecker;
   readonly faults: FaultPlan;
@@ -62,6 +64,7 @@ export class Machine {
     readonly fabric: Fabric,
     opts: MachineOptions = {},
   ) {
+    this.log = new EventLog(opts.logCapacity);
     this.cpu = opts.cpu ?? fabric.cpu ?? DEFAULT_CPU;
     this.cpuAssumed = !opts.cpu && !fabric.cpu;
     this.kernel = { ...DEFAULT_KERNEL, ...opts.kernel };

@@ -144,8 +144,9 @@ export function featureDmaBuf(vdev: VfioPciDevice, flags: number, arg: UserBuffe
   // 12.
   let dmabuf: DmaBuf;
   try {
+    vdev.dmabufOps ??= vfioDmaBufOps(vdev);
     dmabuf = m.dmabuf.export({
-      ops: vfioDmaBufOps(vdev),
+      ops: vdev.dmabufOps,
       size: total,
       flags: openFlags,
       priv,

@@ -6,7 +6,7 @@
 import { KernelError } from "../core/errors.js";
 import { type FdTable, KFile, UserBuffer } from "../core/file.js";
 import { Lock } from "../core/locks.js";
-import type { DmaBuf } from "../dmabuf/dma-buf.js";
+import type { DmaBuf, DmaBufOps } from "../dmabuf/dma-buf.js";
 import type { Machine } from "../machine/machine.js";
 import { IORESOURCE_IO, IORESOURCE_MEM, type PciDev } from "../pci/device.js";
 import { Fabric } from "../pci/fabric.js";
@@ -62,6 +62,11 @@ export interface VfioVariantDriver {
     | null;
   /** Runs before the core reset of VFIO_DEVICE_RESET (nvgrace clears its fake BARs). */
   preReset?(vdev: VfioPciDevice): void;
+  /**
+   * Device-fd ioctls the variant answers itself, ahead of vfio-pci (nvgrace: GET_REGION_INFO of
+   * its fake BARs, IOEVENTFD); `undefined` hands the call on to the core.
+   */
+  ioctl?(vdev: VfioPciDevice, cmd: number, arg: UserBuffer): number | undefined;
 }
 
 export const VFIO_PCI_CORE_DRIVER: VfioVariantDriver = {
@@ -104,6 +109,8 @@ export class VfioPciDevice {
   lowPower: { engaged: boolean; wakeup: KFile | null } = { engaged: false, wakeup: null };
   readonly memoryLock: Lock;
   readonly faults: VfioDeviceFaults = {};
+  /** The exporter ops of this device's buffers (one table, like the kernel's static ops). */
+  dmabufOps: DmaBufOps | null = null;
   /** File references dropped once memory_lock is released (see dmaBufMove). */
   readonly deferredPuts: DmaBuf[] = [];
 
@@ -332,6 +339,8 @@ export class Vfio {
     const suspended = vdev.pdev.powerState === 3 && vdev.lowPower.engaged;
     if (suspended) this.runtimeResume(vdev);
     try {
+      const own = vdev.driver.ioctl?.(vdev, cmd, arg);
+      if (own !== undefined) return own;
       switch (cmd) {
         case VFIO_IOCTL.VFIO_DEVICE_FEATURE:
           return this.feature(vdev, arg);
@@ -448,8 +457,8 @@ export class Vfio {
 
   /** R8: VFIO_DEVICE_RESET. */
   private deviceReset(vdev: VfioPciDevice): number {
+    vdev.driver.preReset?.(vdev); // the variant's own ioctl runs before the core's checks (§9.1)
     if (!vdev.resetWorks) throw new KernelError("EINVAL", "device has no working reset", "K-128");
-    vdev.driver.preReset?.(vdev);
     vdev.zap("VFIO_DEVICE_RESET");
     let err: unknown = null;
     vdev.withMemoryLock(() => {
