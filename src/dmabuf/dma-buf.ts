@@ -33,6 +33,8 @@ export interface DmaBufOps {
   beginCpuAccess?(dmabuf: DmaBuf, dir: DmaDataDirection): void;
   endCpuAccess?(dmabuf: DmaBuf, dir: DmaDataDirection): void;
   mmap?(dmabuf: DmaBuf): void;
+  /** TPH on dma-buf (tphFeature, tph-and-tlp §5.1): the steering tag and processing hint. */
+  getTph?(dmabuf: DmaBuf, extended: boolean): { st: number; ph: number };
 }
 
 /** `struct dma_buf_attach_ops` (dynamic importer). */
@@ -110,6 +112,11 @@ export type DmaBufEvent =
 export interface DmaBufConfig {
   /** `CONFIG_DMABUF_MOVE_NOTIFY` (default n in Kconfig; kernel-semantics §0.2). */
   moveNotify: boolean;
+  /**
+   * §12.2 revoke series: the importer callback becomes optional (`invalidate_mappings`),
+   * CONFIG_DMABUF_MOVE_NOTIFY is gone (always on).
+   */
+  revocableWait?: boolean;
 }
 
 export const DMA_BUF_IOCTL_SYNC = 0x40086200;
@@ -140,7 +147,13 @@ export class DmaBufCore {
 
   /** `pinOnMap` (§4.4). */
   pinOnMap(a: DmaBufAttachment): boolean {
-    return !!a.dmabuf.ops.pin && (!a.dynamic || !this.config.moveNotify);
+    const moveNotify = this.config.moveNotify || !!this.config.revocableWait;
+    return !!a.dmabuf.ops.pin && (!a.dynamic || !moveNotify);
+  }
+
+  /** `dma_buf_attach_revocable` (§12.2): the importer can be told to give its mappings up. */
+  attachRevocable(a: DmaBufAttachment): boolean {
+    return !!a.importerOps?.moveNotify;
   }
 
   /** `dma_buf_export` (§4.2). The caller owns the file's single reference. */
@@ -207,7 +220,7 @@ export class DmaBufCore {
       throw new KernelError("EINVAL", "dma_buf_dynamic_attach: missing buffer or device");
     }
     buf.resv.assertNotHeld("dma_buf_dynamic_attach");
-    if (importerOps && !importerOps.moveNotify) {
+    if (importerOps && !importerOps.moveNotify && !this.config.revocableWait) {
       this.diag.warn("dma_buf_dynamic_attach", "importer ops without move_notify");
       throw new KernelError("EINVAL", "dma_buf_dynamic_attach: importer ops without move_notify", "K-61");
     }
@@ -334,6 +347,16 @@ export class DmaBufCore {
       this.emit({ kind: "move-notify", dmabuf: buf.label, attachment: a.label });
       a.importerOps.moveNotify(a);
     }
+  }
+
+  /**
+   * `dma_buf_get_tph` (tph-and-tlp §5.1): the caller holds the reservation lock; an exporter
+   * without the op answers -EOPNOTSUPP.
+   */
+  getTph(buf: DmaBuf, extended: boolean): { st: number; ph: number } {
+    buf.resv.assertHeld("dma_buf_get_tph");
+    if (!buf.ops.getTph) throw new KernelError("EOPNOTSUPP", "exporter has no get_tph", "TPH-25");
+    return buf.ops.getTph(buf, extended);
   }
 
   /* file operations of a dma-buf fd (§4.6) */

@@ -229,6 +229,7 @@ function buildFunction(
   dev.behindIommu = f.iommu ?? ctx.iommuDefault;
   if (f.dmaMaskBits) dev.dmaMask = (1n << BigInt(f.dmaMaskBits)) - 1n;
   dev.acsQuirk = f.acsQuirk;
+  dev.nonMappableBars = f.nonMappableBars ?? false;
   dev.numaNode = f.numaNode ?? bus.hostBridge.numaNode;
   if (f.dmaEngineGBps) dev.perf.dmaEngineGBps = f.dmaEngineGBps;
   if (f.maxOutstandingReads) dev.perf.maxOutstandingReads = f.maxOutstandingReads;

@@ -203,6 +203,8 @@ const FunctionBase = z
     numaNode: z.number().int().optional(),
     secondaryBus: SmallNum.optional(),
     memoryEnabled: z.boolean().optional(),
+    /** BARs peers cannot map (s390 `non_mappable_bars`). */
+    nonMappableBars: z.boolean().optional(),
     dmaEngineGBps: z.number().positive().optional(),
     maxOutstandingReads: z.number().int().positive().optional(),
   })

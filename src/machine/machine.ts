@@ -115,8 +115,12 @@ export class Machine {
   }
 
   get dmabuf(): DmaBufCore {
-    this.dmabufCache ??= new DmaBufCore({ moveNotify: this.kernel.moveNotify }, this.diag, this.locks, (e) =>
-      this.log.emit(e),
+    const revocableWait = this.kernel.revokeSemantics === "revocable_wait";
+    this.dmabufCache ??= new DmaBufCore(
+      { moveNotify: this.kernel.moveNotify, revocableWait },
+      this.diag,
+      this.locks,
+      (e) => this.log.emit(e),
     );
     return this.dmabufCache;
   }

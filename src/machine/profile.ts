@@ -17,6 +17,8 @@ export interface KernelProfile {
   closeOrder: "disable_then_cleanup" | "cleanup_then_disable";
   revokeSemantics: "move_notify" | "revocable_wait";
   tphFeature: boolean;
+  /** Which revision of the TPH series (tph-and-tlp §5.2): v9 checks the completer type first. */
+  tphSeriesVersion: "v7" | "v9";
   memattrFeature: boolean;
   revokeFeature: boolean;
   acsEgressModel: boolean;
@@ -36,6 +38,7 @@ export const DEFAULT_KERNEL: KernelProfile = {
   closeOrder: "disable_then_cleanup",
   revokeSemantics: "move_notify",
   tphFeature: false,
+  tphSeriesVersion: "v7",
   memattrFeature: false,
   revokeFeature: false,
   acsEgressModel: false,

@@ -91,6 +91,8 @@ export class P2pdma {
   /** `pcim_p2pdma_init`: idempotent; one provider per MEM BAR. */
   init(dev: PciDev): void {
     if (!this.enabled) throw new KernelError("EOPNOTSUPP", "pcim_p2pdma_init: CONFIG_PCI_P2PDMA=n");
+    if (dev.nonMappableBars)
+      throw new KernelError("EOPNOTSUPP", "pcim_p2pdma_init: device has non-mappable BARs", "K-193");
     if (this.states.has(dev)) return;
     const mem = dev.resources.map((r, bar) =>
       r.flags & IORESOURCE_MEM ? { owner: dev, bar, busOffset: u64(dev.busAddress(bar) - r.start) } : null,
@@ -105,7 +107,8 @@ export class P2pdma {
 
   /** `pcim_p2pdma_provider(dev, bar)`: null for non-MEM BARs; WARN and null before init. */
   provider(dev: PciDev, bar: number): P2pdmaProvider | null {
-    if (bar < 0 || bar > 5 || !(dev.resources[bar].flags & IORESOURCE_MEM)) return null;
+    if (bar < 0 || bar > 5 || !(dev.resources[bar].flags & IORESOURCE_MEM) || dev.nonMappableBars)
+      return null;
     const s = this.states.get(dev);
     if (!s) {
       this.log(`WARN: ${dev.bdf}: pcim_p2pdma_provider called before pcim_p2pdma_init`);

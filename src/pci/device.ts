@@ -150,6 +150,8 @@ export class PciDev {
   dmaAliases: number[] = [];
   /** ACS quirk: answers `pci_acs_enabled` directly when set (kernel-semantics §11.2 step 1). */
   acsQuirk: boolean | undefined = undefined;
+  /** BARs that cannot be mapped by peers (s390's `non_mappable_bars`, §12.1 variant). */
+  nonMappableBars = false;
   /** Behind an IOMMU with a DMA-API domain (false = dma-direct). */
   behindIommu = true;
   dmaMask: bigint = (1n << 64n) - 1n;

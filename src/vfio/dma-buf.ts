@@ -27,6 +27,14 @@ export const DMA_IOVA_USE_SWIOTLB = 1n << 63n;
 export class VfioDmaBuf {
   dmabuf!: DmaBuf;
   revoked = false;
+  /** Permanent revoke through DMA_BUF_REVOKE (revokeFeature, §12.4): never restored. */
+  permRevoked = false;
+  /** Mappings handed out and not yet unmapped (revocable_wait waits for zero, §12.2). */
+  liveMappings = 0;
+  /** DMA_BUF_MEMATTR (memattrFeature): NC 0, WC 1; affects later mmaps only. */
+  memattr = 0;
+  /** TPH published by the exporter's owner (tphFeature, tph-and-tlp §5.2). */
+  tph = { stValid: false, stExtValid: false, st: 0, stExt: 0, ph: 0 };
   constructor(
     public vdev: VfioPciDevice | null,
     readonly size: bigint,
@@ -42,7 +50,7 @@ export class VfioDmaBuf {
   /** §8.5 states. */
   get state(): "ACTIVE" | "SUSPENDED" | "DEAD" | "RELEASED" {
     if (this.dmabuf.file.released) return "RELEASED";
-    if (!this.vdev) return "DEAD";
+    if (!this.vdev || this.permRevoked) return "DEAD";
     return this.revoked ? "SUSPENDED" : "ACTIVE";
   }
 }
@@ -187,36 +195,39 @@ export function featureDmaBuf(vdev: VfioPciDevice, flags: number, arg: UserBuffe
 /** The exporter ops of a VFIO dma-buf (§8.2, 6.19 final). */
 export function vfioDmaBufOps(owner: VfioPciDevice): DmaBufOps {
   const m = owner.vfio.machine;
+  const k = m.kernel;
+  const revocableWait = k.revokeSemantics === "revocable_wait";
   const privOf = (b: DmaBuf) => b.priv as VfioDmaBuf;
-  return {
+  const ops: DmaBufOps = {
     attach(buf: DmaBuf, a: DmaBufAttachment) {
       if (!a.peer2peer) throw new KernelError("EOPNOTSUPP", "importer does not allow peer-to-peer", "K-59");
       if (privOf(buf).revoked) throw new KernelError("ENODEV", "buffer is revoked", "K-57");
+      if (revocableWait && !m.dmabuf.attachRevocable(a))
+        throw new KernelError("EOPNOTSUPP", "importer cannot be revoked (no invalidate_mappings)", "K-187");
     },
-    pin() {
-      throw new KernelError("EOPNOTSUPP", "a VFIO dma-buf cannot be pinned: it must stay revocable", "K-64");
-    },
-    unpin() {},
     mapDmaBuf(a: DmaBufAttachment, dir: number) {
       const buf = a.dmabuf;
       buf.resv.assertHeld("vfio_pci_dma_buf_map");
       const p = privOf(buf);
       if (p.revoked) throw new KernelError("ENODEV", "buffer is revoked", "K-115");
-      return dmaBufPhysVecToSgt(a, p.provider, p.physVec, p.size, dir, {
+      const sgt = dmaBufPhysVecToSgt(a, p.provider, p.physVec, p.size, dir, {
         dma: m.dma,
         mapType: (prov, dev) => m.p2pdma.mapType(prov as P2pdmaProvider, dev),
-        sgChunk: m.kernel.sgChunk,
-        iovaLinkOffset: m.kernel.iovaLinkOffset,
+        sgChunk: k.sgChunk,
+        iovaLinkOffset: k.iovaLinkOffset,
         diag: m.diag,
         faults: m.faults,
         assertLockHeld: () => buf.resv.assertHeld("dma_buf_phys_vec_to_sgt"),
       });
+      p.liveMappings++;
+      return sgt;
     },
     unmapDmaBuf(a: DmaBufAttachment, sgt, dir: number) {
       dmaBufFreeSgt(a, sgt, dir, {
         dma: m.dma,
         assertLockHeld: () => a.dmabuf.resv.assertHeld("dma_buf_free_sgt"),
       });
+      privOf(a.dmabuf).liveMappings--;
     },
     release(buf: DmaBuf) {
       const p = privOf(buf);
@@ -231,6 +242,25 @@ export function vfioDmaBufOps(owner: VfioPciDevice): DmaBufOps {
       }
     },
   };
+  if (!revocableWait) {
+    // 6.19-rc7: a pinned importer could never be revoked, so pinning is refused (K-64, K-83)
+    ops.pin = () => {
+      throw new KernelError("EOPNOTSUPP", "a VFIO dma-buf cannot be pinned: it must stay revocable", "K-64");
+    };
+    ops.unpin = () => {};
+  }
+  if (k.tphFeature)
+    ops.getTph = (buf: DmaBuf, extended: boolean) => {
+      const t = privOf(buf).tph;
+      if (extended ? !t.stExtValid : !t.stValid)
+        throw new KernelError(
+          "EOPNOTSUPP",
+          `no ${extended ? "extended " : ""}steering tag published`,
+          "TPH-20",
+        );
+      return { st: extended ? t.stExt : t.st, ph: t.ph };
+    };
+  return ops;
 }
 
 /**
@@ -257,18 +287,33 @@ export function dmaBufMove(vdev: VfioPciDevice, revoked: boolean, cause: string)
   for (const p of [...vdev.dmabufs]) {
     const buf = p.dmabuf;
     if (!buf.file.getActive()) continue;
-    if (p.revoked !== revoked) {
+    if (p.revoked !== revoked && !(p.permRevoked && !revoked)) {
       buf.resv.with(() => {
         p.revoked = revoked;
         m.log.emit({ kind: revoked ? "revoke" : "restore", device: vdev.pdev.bdf, dmabuf: buf.label, cause });
         m.dmabuf.moveNotify(buf);
       });
+      if (revoked) revocableWaitForUnmap(vdev, p);
     }
     dropLater.push(buf);
   }
   // The temporary references go after the walk: a release they trigger must not edit the list
   // being walked (it takes memory_lock itself, so it runs once the caller unlocks).
   vdev.deferredPuts.push(...dropLater);
+}
+
+/**
+ * §12.2 (`revokeSemantics='revocable_wait'`): after notifying, revoke blocks until every mapping
+ * is unmapped. An importer that never unmaps hangs the revoking thread; the model reports it as a
+ * deadlock diagnostic after its timeout instead of hanging (K-188).
+ */
+export function revocableWaitForUnmap(vdev: VfioPciDevice, p: VfioDmaBuf): void {
+  const m = vdev.vfio.machine;
+  if (m.kernel.revokeSemantics !== "revocable_wait" || p.liveMappings === 0) return;
+  m.diag.record(
+    "deadlock:revoke-wait",
+    `${p.dmabuf.label}: ${p.liveMappings} mapping(s) still held after the model's timeout; the revoking thread would block`,
+  );
 }
 
 /** `vfio_pci_dma_buf_cleanup(vdev)` (§8.3, device close): permanent revoke, always notifying. */
@@ -286,6 +331,7 @@ export function dmaBufCleanup(vdev: VfioPciDevice): void {
         m.log.emit({ kind: "cleanup", device: vdev.pdev.bdf, dmabuf: buf.label });
         m.dmabuf.moveNotify(buf);
       });
+      revocableWaitForUnmap(vdev, p);
       vdev.putRegistration();
       vdev.deferredPuts.push(buf);
     }

@@ -36,6 +36,7 @@ import {
   type VfioDmaBuf,
   vfioPciCoreGetDmabufPhys,
 } from "./dma-buf.js";
+import { registerVariantFeatures } from "./features.js";
 import {
   type DmaRange,
   FEATURE_HEADER_SIZE,
@@ -197,7 +198,9 @@ interface DeviceFile {
 export class Vfio {
   readonly devices = new Map<PciDev, VfioPciDevice>();
 
-  constructor(readonly machine: Machine) {}
+  constructor(readonly machine: Machine) {
+    registerVariantFeatures(machine);
+  }
 
   /** Binds a function to vfio-pci (or a variant): `vfio_pci_core_init_dev` + registration. */
   bind(pdev: PciDev, driverName = "vfio-pci"): VfioPciDevice {
