@@ -7,6 +7,7 @@ import { groupsAsBdfs } from "../iommu/groups.js";
 import { Machine } from "../machine/machine.js";
 import type { PciDev } from "../pci/device.js";
 import { pathPerformance } from "../perf/path.js";
+import { type Lifecycle, vfioLifecycle } from "./demo-vfio.js";
 import { type Explanation, explain } from "./explain.js";
 import { buildMatrix, type Matrix } from "./matrix.js";
 
@@ -32,6 +33,7 @@ export interface DemoReport {
     nic: string;
     cmb: { bar: number; cpuAddress: string; size: string };
     explanation: Explanation;
+    lifecycle: Lifecycle;
   };
   dataDirect: { gpu: string; candidates: DemoCandidatePath[]; faster: string };
   gpuToGpu: Explanation;
@@ -87,6 +89,7 @@ export function storageRdmaDemo(): DemoReport {
       nic: nic.bdf,
       cmb: { bar: cmbBar, cpuAddress: `0x${cmb.start.toString(16)}`, size: `${cmb.len >> 20n} MiB` },
       explanation: explain(m, nvme, nic),
+      lifecycle: vfioLifecycle(() => loadBuiltin("storage-rdma").fabric, nvme.bdf, nic.bdf, gpu1.bdf),
     },
     dataDirect: {
       gpu: gpu0.bdf,

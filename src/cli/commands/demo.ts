@@ -18,8 +18,29 @@ export function renderDemo(d: DemoReport): string {
     `Kernel profile: Linux ${d.kernel.profile} semantics, CONFIG_PCI_P2PDMA=${d.kernel.pciP2pdma ? "y" : "n"}. CPU: ${d.cpu}.`,
     "",
   );
+  const lc = d.spdk.lifecycle;
   out.push(
-    `1. SPDK: can the RDMA NIC ${d.spdk.nic} write straight into the NVMe controller's CMB?`,
+    `1. SPDK: the NVMe's CMB exported through VFIO as a dma-buf, used by peers, then revoked`,
+    `   Kernel: ${lc.kernel} (the Kconfig default is MOVE_NOTIFY=n; see the end of this section).`,
+    "",
+  );
+  for (const [i, s] of lc.steps.entries()) {
+    const notes = Object.entries(s.notified).map(([k, n]) => `${k} ×${n}`);
+    out.push(
+      `   ${String(i + 1).padStart(2)}. ${s.action}`,
+      `       → ${s.result}${notes.length ? `; move_notify: ${notes.join(", ")}` : ""}; buffer ${s.state}`,
+      ...s.facts.map((f) => `         ${f}`),
+    );
+  }
+  out.push(
+    "",
+    `   With CONFIG_DMABUF_MOVE_NOTIFY=n the same map answers ${lc.withoutMoveNotify.result}: ${lc.withoutMoveNotify.why}.`,
+    "",
+    `   Why the NIC may use PCI bus addresses:`,
+    "",
+  );
+  out.push(
+    `   Can the RDMA NIC ${d.spdk.nic} write straight into the NVMe controller's CMB?`,
     `   The NVMe ${d.spdk.nvme} is owned by SPDK through vfio-pci; its CMB is BAR${d.spdk.cmb.bar} (${d.spdk.cmb.size} at ${d.spdk.cmb.cpuAddress}).`,
     "",
     indent(renderExplanation(d.spdk.explanation, "")).trimEnd(),
