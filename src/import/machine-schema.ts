@@ -71,6 +71,15 @@ const Width = z
 const MaxSpeed = z.union([z.literal(0), Speed]);
 const MaxWidth = z.union([z.literal(0), Width]);
 
+/** MPS / MRRS in bytes: the six encodable values (codes 6 and 7 are reserved, BW-14). */
+const PayloadSize = z
+  .number()
+  .int()
+  .refine((v) => [128, 256, 512, 1024, 2048, 4096].includes(v), {
+    message:
+      "expected a payload size of 128, 256, 512, 1024, 2048 or 4096 bytes (codes 6 and 7 are reserved)",
+  });
+
 const Link = z
   .object({
     speed: Speed,
@@ -179,9 +188,9 @@ const FunctionBase = z
       .object({ flr: z.boolean().default(true), tp: z.boolean().default(true) })
       .strict()
       .optional(),
-    mpsSupported: z.number().int().optional(),
-    mps: z.number().int().optional(),
-    mrrs: z.number().int().optional(),
+    mpsSupported: PayloadSize.optional(),
+    mps: PayloadSize.optional(),
+    mrrs: PayloadSize.optional(),
     rcb: z.union([z.literal(64), z.literal(128)]).optional(),
     tenBitTag: z.boolean().optional(),
     /** DevCap/DevCtl Extended Tag (default on); QEMU devices report ExtTag-. */

@@ -1,3 +1,4 @@
+import { InputError } from "../core/errors.js";
 import { fnOf, formatBdf, type PciAddress, slotOf } from "./bdf.js";
 import type { ConfigSpace } from "./config-space.js";
 import {
@@ -35,6 +36,13 @@ import {
   PCI_PM_CTRL_NO_SOFT_RESET,
   PCI_PM_CTRL_STATE_MASK,
 } from "./regs.js";
+
+/** MPS/MRRS encoding: 0→128 … 5→4096; 6 and 7 are reserved. */
+function payloadSize(code: number, field: string, bdf: string): number {
+  if (code > 5)
+    throw new InputError(`${field} holds the reserved code ${code} (valid 0..5 = 128..4096 bytes)`, bdf);
+  return 128 << code;
+}
 
 /** Resource flags (the kernel's IORESOURCE_* values). */
 export const IORESOURCE_IO = 0x100;
@@ -313,14 +321,18 @@ export class PciDev {
     const o = this.pmCapOffset;
     if (o) this.config.write16(o + PCI_PM_CTRL, (this.config.read16(o + PCI_PM_CTRL) & ~3) | (state & 3));
   }
-  /** Max payload size (bytes) programmed in DevCtl; 128 when not PCIe. */
+  /** Max payload size (bytes) programmed in DevCtl; 128 when not PCIe. Reserved codes are bad input (BW-14). */
   get mps(): number {
     const o = this.pcieCapOffset;
-    return o ? 128 << ((this.config.read16(o + PCI_EXP_DEVCTL) >> 5) & 7) : 128;
+    return o
+      ? payloadSize((this.config.read16(o + PCI_EXP_DEVCTL) >> 5) & 7, "DevCtl.MaxPayload", this.bdf)
+      : 128;
   }
   get mrrs(): number {
     const o = this.pcieCapOffset;
-    return o ? 128 << ((this.config.read16(o + PCI_EXP_DEVCTL) >> 12) & 7) : 128;
+    return o
+      ? payloadSize((this.config.read16(o + PCI_EXP_DEVCTL) >> 12) & 7, "DevCtl.MaxReadReq", this.bdf)
+      : 128;
   }
   get rcb(): number {
     const o = this.pcieCapOffset;

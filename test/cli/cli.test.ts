@@ -201,3 +201,47 @@ test("--help teaches: commands, sources, exit codes, examples", () => {
     assert.ok(r.out.includes(w), w);
   assert.match(peerdma("matrix", "--help").out, /Examples:/);
 });
+
+test("BW-14 a reserved MPS read from a file is bad input: the machine file is refused, and a config dump's code 6 fails with exit 2", () => {
+  const dir = mkdtempSync(join(tmpdir(), "peerdma-"));
+  const mf = join(dir, "mps.yaml");
+  writeFileSync(
+    mf,
+    'name: x\nhostBridges:\n  - functions:\n      - { at: "00.0", id: "8086:1234", mps: 8192 }\n',
+  );
+  const r = peerdma("matrix", mf);
+  assert.equal(r.code, 2);
+  assert.match(r.err, /mps\.yaml:4: .*mps: expected a payload size of 128/);
+  // an lspci -x dump of a root port and an endpoint whose DevCtl carries MaxPayload code 6
+  const cfg = (hdr: number, devctl: number, bus = 0) => {
+    const b = new Uint8Array(256);
+    const v = new DataView(b.buffer);
+    v.setUint16(0, 0x1b36, true);
+    v.setUint16(2, hdr ? 0x000c : 0x0010, true);
+    v.setUint16(6, 0x10, true); // capability list
+    v.setUint8(0x0b, hdr ? 0x06 : 0x01);
+    v.setUint8(0x0a, hdr ? 0x04 : 0x08);
+    v.setUint8(0x0e, hdr);
+    if (hdr) {
+      v.setUint8(0x19, bus + 1);
+      v.setUint8(0x1a, bus + 1);
+    }
+    v.setUint8(0x34, 0x40);
+    v.setUint8(0x40, 0x10);
+    v.setUint16(0x42, hdr ? 0x42 : 0x02, true);
+    v.setUint16(0x48, devctl, true);
+    v.setUint32(0x4c, 0x41, true);
+    v.setUint16(0x52, 0x41, true);
+    return b;
+  };
+  const dump = (bdf: string, b: Uint8Array) =>
+    `${bdf} device\n${Array.from({ length: 16 }, (_, r) => `${(r * 16).toString(16).padStart(2, "0")}: ${Array.from(b.subarray(r * 16, r * 16 + 16), (x) => x.toString(16).padStart(2, "0")).join(" ")}`).join("\n")}\n`;
+  const hex = join(dir, "dump.txt");
+  writeFileSync(
+    hex,
+    `${dump("00:01.0", cfg(1, 0))}\n${dump("01:00.0", cfg(0, 6 << 5))}\n${dump("00:00.0", cfg(0, 0))}`,
+  );
+  const m = peerdma("matrix", hex);
+  assert.equal(m.code, 2, m.out + m.err);
+  assert.match(m.err, /DevCtl\.MaxPayload holds the reserved code 6/);
+});
