@@ -11,3 +11,4 @@ export * as perf from "./perf/index.js";
 export * as scenario from "./scenario/index.js";
 export * as tlp from "./tlp/index.js";
 export * as vfio from "./vfio/index.js";
+export * as iommufd from "./iommufd/index.js";
