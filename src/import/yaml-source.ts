@@ -25,7 +25,10 @@ export function lineOf(text: string, path: PropertyKey[]): number | undefined {
 }
 
 export function formatPath(path: PropertyKey[]): string {
-  return path.reduce<string>((s, k) => (typeof k === "number" ? `${s}[${k}]` : s ? `${s}.${String(k)}` : String(k)), "");
+  return path.reduce<string>(
+    (s, k) => (typeof k === "number" ? `${s}[${k}]` : s ? `${s}.${String(k)}` : String(k)),
+    "",
+  );
 }
 
 /** The most specific issue: unions report nested issues; the deepest path says most. */
@@ -48,7 +51,12 @@ export function parseYamlText(text: string, file: string): unknown {
 }
 
 /** Validates `raw` with `schema`; the error names the file, the line and the path. */
-export function validate<T extends z.ZodType>(schema: T, raw: unknown, text: string, file: string): z.output<T> {
+export function validate<T extends z.ZodType>(
+  schema: T,
+  raw: unknown,
+  text: string,
+  file: string,
+): z.output<T> {
   const parsed = schema.safeParse(raw);
   if (parsed.success) return parsed.data;
   const issue = deepestIssue(parsed.error.issues);
