@@ -46,10 +46,7 @@ export function vfioLifecycle(
 ): Lifecycle {
   const m = new Machine(fabric(), { kernel: { moveNotify: true } });
   const nvme = m.device(nvmeBdf);
-  const cmbBar = Math.max(
-    0,
-    nvme.barNames.findIndex((n) => n === "CMB"),
-  );
+  const cmbBar = Math.max(0, nvme.barNames.indexOf("CMB"));
   const cmb = nvme.resources[cmbBar];
   const steps: LifecycleStep[] = [];
   let buf: DmaBuf | null = null;

@@ -22,9 +22,9 @@ export class LockChecker {
       if (h.cls === l.cls) continue;
       if (this.edges.get(l.cls)?.has(h.cls))
         this.diag.record("lockdep:inversion", `${h.cls} -> ${l.cls} after ${l.cls} -> ${h.cls} was seen`);
-      let after = this.edges.get(h.cls);
-      if (!after) this.edges.set(h.cls, (after = new Set()));
+      const after = this.edges.get(h.cls) ?? new Set<string>();
       after.add(l.cls);
+      this.edges.set(h.cls, after);
     }
     this.held.push(l);
   }

@@ -33,7 +33,7 @@ function parseTopoM(text: string): Map<string, string> {
   for (const l of lines.slice(1)) {
     const cells = l.trim().split(/\s+/);
     if (!/^(GPU|NIC)\d+$/.test(cells[0])) continue;
-    cols.forEach((c, i) => out.set(`${cells[0]}>${c}`, cells[1 + i]));
+    for (const [i, c] of cols.entries()) out.set(`${cells[0]}>${c}`, cells[1 + i]);
   }
   return out;
 }

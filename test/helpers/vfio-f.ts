@@ -96,7 +96,11 @@ export function vfioF(o: VfioFOptions = {}) {
     reset(onFd = fd): Outcome {
       return t.ioctl(VFIO_IOCTL.VFIO_DEVICE_RESET, new Uint8Array(0), onFd);
     },
-    lowPower(index: 3 | 4 | 5, flags = VFIO_DEVICE_FEATURE_GET << 1, data: Uint8Array = new Uint8Array(0)): Outcome {
+    lowPower(
+      index: 3 | 4 | 5,
+      flags = VFIO_DEVICE_FEATURE_GET << 1,
+      data: Uint8Array = new Uint8Array(0),
+    ): Outcome {
       return t.feature(encodeFeature(flags | index, data));
     },
   };

@@ -170,7 +170,11 @@ test("K-124 DEVCTL write with BCR_FLR → reset, notify 2, ACTIVE, BCR_FLR reads
   assert.equal(s.m.vfio.configRead(s.devFd, devctl, 2) & PCI_EXP_DEVCTL_BCR_FLR, 0);
   assert.ok(s.m.log.all().some((e) => e.event.kind === "reset" && e.event.method === "flr"));
 
-  const n = setup({ mutate: (m) => void (fn(m, "EPa").flr = false) });
+  const n = setup({
+    mutate: (m) => {
+      fn(m, "EPa").flr = false;
+    },
+  });
   const k2 = n.mark();
   n.configWrite(devctl, 2, PCI_EXP_DEVCTL_BCR_FLR);
   assert.deepEqual(k2.n(), each(0));
