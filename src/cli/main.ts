@@ -7,6 +7,7 @@ import { registerIommuGroups } from "./commands/iommu-groups.js";
 import { registerMachines } from "./commands/machines.js";
 import { registerMatrix } from "./commands/matrix.js";
 import { registerRun } from "./commands/run.js";
+import { registerScan } from "./commands/scan.js";
 import { registerTlp } from "./commands/tlp.js";
 import { registerTopo } from "./commands/topo.js";
 import { EXIT_BAD_INPUT } from "./io.js";
@@ -48,6 +49,7 @@ Start with:
     );
   registerDemo(program);
   registerMachines(program);
+  registerScan(program);
   registerTopo(program);
   registerMatrix(program);
   registerExplain(program);

@@ -1,0 +1,2 @@
+export * from "./hwloc.js";
+export * from "./nccl.js";
