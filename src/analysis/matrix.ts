@@ -6,6 +6,7 @@ import { hex } from "../core/hex.js";
 import type { Machine } from "../machine/machine.js";
 import { calcMapTypeAndDist, type MapType, type MapVerdict } from "../p2pdma/map-type.js";
 import type { PciDev } from "../pci/device.js";
+import { ncclBandwidth } from "../perf/link.js";
 import { pathPerformance } from "../perf/path.js";
 import { type PathType, pathType } from "./path-type.js";
 import { verdictSummary } from "./reasons.js";
@@ -28,6 +29,8 @@ export interface MatrixPair {
   effectiveGBps: number | null;
   limit: string;
   reason: string;
+  /** With `compare: "nccl"`: NCCL's own figure for the bottleneck link (width × speed code / 80). */
+  ncclGBps?: number | null;
 }
 
 export interface Matrix {
@@ -48,6 +51,8 @@ export function describeDevice(d: PciDev, names?: (d: PciDev) => string): Matrix
 }
 
 export interface MatrixOptions {
+  /** Add NCCL's bandwidth figure of the bottleneck link (pcie-bandwidth.md §7, BW-30). */
+  compare?: "nccl";
   /** Name lookup for devices without a name (pci.ids). */
   names?: (d: PciDev) => string;
   /** Limit to these endpoints. */
@@ -58,7 +63,12 @@ export function pairVerdict(m: Machine, provider: PciDev, client: PciDev): MapVe
   return calcMapTypeAndDist(provider, client, m.cpu, { whitelist: m.kernel.whitelist });
 }
 
-export function matrixPair(m: Machine, provider: PciDev, client: PciDev): MatrixPair {
+export function matrixPair(
+  m: Machine,
+  provider: PciDev,
+  client: PciDev,
+  opts: MatrixOptions = {},
+): MatrixPair {
   const v = pairVerdict(m, provider, client);
   const perf = provider === client ? null : pathPerformance(client, provider);
   return {
@@ -71,13 +81,21 @@ export function matrixPair(m: Machine, provider: PciDev, client: PciDev): Matrix
     effectiveGBps: perf?.effectiveGBps ?? null,
     limit: perf ? perf.limit : "same device",
     reason: verdictSummary(v, provider === client),
+    ...(opts.compare === "nccl" ? { ncclGBps: ncclFigure(perf) } : {}),
   };
+}
+
+function ncclFigure(perf: ReturnType<typeof pathPerformance> | null): number | null {
+  if (!perf?.links.length) return null;
+  const bottleneck = perf.links.reduce((a, b) => (b.lineRateGBps < a.lineRateGBps ? b : a));
+  const v = ncclBandwidth(bottleneck.speed, bottleneck.width);
+  return v === null ? null : Math.round(v * 1000) / 1000;
 }
 
 export function buildMatrix(m: Machine, opts: MatrixOptions = {}): Matrix {
   const eps = opts.only ?? m.fabric.endpoints();
   const pairs: MatrixPair[] = [];
-  for (const p of eps) for (const c of eps) pairs.push(matrixPair(m, p, c));
+  for (const p of eps) for (const c of eps) pairs.push(matrixPair(m, p, c, opts));
   return {
     machine: m.name,
     cpu: { vendor: m.cpu.vendor, family: m.cpu.family, source: m.cpu.source, assumed: m.cpuAssumed },

@@ -245,3 +245,19 @@ test("BW-14 a reserved MPS read from a file is bad input: the machine file is re
   assert.equal(m.code, 2, m.out + m.err);
   assert.match(m.err, /DevCtl\.MaxPayload holds the reserved code 6/);
 });
+
+test("BW-30 --compare nccl prints NCCL's figure beside ours: 24.000 vs 28.807 (Gen4 x16), 48.000 vs 57.614 (Gen5 x16)", () => {
+  for (const [speed, nccl, eff] of [
+    [16, "24.000", "28.807"],
+    [32, "48.000", "57.614"],
+  ] as const) {
+    const file = switchPair(speed, false);
+    const r = peerdma("matrix", file, "--compare", "nccl");
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, new RegExp(`${eff}\\s+${nccl}`));
+    const j = JSON.parse(peerdma("matrix", file, "--compare", "nccl", "--json").out);
+    const p = j.pairs.find((x: { provider: string; client: string }) => x.provider !== x.client);
+    assert.equal(p.ncclGBps, Number(nccl));
+  }
+  assert.equal(peerdma("matrix", "builtin:spec-f", "--compare", "roofline").code, 2);
+});

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { buildMatrix, type Matrix, PATH_TYPE_LEGEND, type PathType } from "../../analysis/index.js";
+import { InputError } from "../../core/errors.js";
 import { guard, print, printJson } from "../io.js";
 import { assumptionsNote, cpuNote, machineFromArgs } from "../machine-arg.js";
 import { table } from "../table.js";
@@ -53,9 +54,21 @@ export function renderMatrix(mx: Matrix, note: string): string {
 }
 
 export function renderPairs(mx: Matrix): string {
+  const nccl = mx.pairs.some((p) => p.ncclGBps !== undefined);
   return table(
     [
-      ["provider", "client", "map type", "dist", "path", "line GB/s", "eff. GB/s", "limit", "reason"],
+      [
+        "provider",
+        "client",
+        "map type",
+        "dist",
+        "path",
+        "line GB/s",
+        "eff. GB/s",
+        ...(nccl ? ["NCCL GB/s"] : []),
+        "limit",
+        "reason",
+      ],
       ...mx.pairs
         .filter((p) => p.provider !== p.client)
         .map((p) => [
@@ -66,6 +79,7 @@ export function renderPairs(mx: Matrix): string {
           p.pathType,
           p.bandwidthGBps === null ? "-" : p.bandwidthGBps.toFixed(3),
           p.effectiveGBps === null ? "-" : p.effectiveGBps.toFixed(3),
+          ...(nccl ? [p.ncclGBps == null ? "-" : p.ncclGBps.toFixed(3)] : []),
           p.limit,
           p.reason,
         ]),
@@ -83,6 +97,7 @@ export function registerMatrix(program: Command): void {
     .argument("<source...>", "builtin:<name>, a machine file (YAML/JSON), or a topology source")
     .option("--json", "machine-readable output (DESIGN.md contract)")
     .option("--pairs", "also list every pair with bandwidth, limit and reason (text mode)")
+    .option("--compare <model>", "print another model's bandwidth figure beside ours: nccl")
     .option("--cpu <cpu>", "host CPU when the source does not say: amd-zen | intel | <vendor>:<family>")
     .addHelpText(
       "after",
@@ -99,10 +114,12 @@ Examples:
   peerdma matrix builtin:spec-f --json | jq '.pairs[] | select(.mapType=="BUS_ADDR")'
   peerdma matrix my-host.yaml --cpu amd-zen --pairs`,
     )
-    .action((sources: string[], opts: { json?: boolean; pairs?: boolean; cpu?: string }) =>
+    .action((sources: string[], opts: { json?: boolean; pairs?: boolean; cpu?: string; compare?: string }) =>
       guard(() => {
         const { machine, loaded } = machineFromArgs(sources, opts);
-        const mx = buildMatrix(machine);
+        if (opts.compare && opts.compare !== "nccl")
+          throw new InputError(`--compare ${opts.compare}: expected nccl`);
+        const mx = buildMatrix(machine, { compare: opts.compare as "nccl" | undefined });
         if (opts.json) {
           printJson({
             devices: mx.devices,
@@ -118,7 +135,7 @@ Examples:
         print(renderMatrix(mx, cpuNote(machine)));
         const note = assumptionsNote(loaded);
         if (note) print(`\n${note}`);
-        if (opts.pairs) print(`\n${renderPairs(mx)}`);
+        if (opts.pairs || opts.compare) print(`\n${renderPairs(mx)}`);
       }),
     );
 }
