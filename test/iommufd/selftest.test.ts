@@ -102,7 +102,7 @@ test("K-159 selftest REVOKE: VFIO dma-buf fd -EOPNOTSUPP; closed fd -EBADF; not 
   assert.equal(call(() => testDmabufRevoke(s.m, s.ifd, s.fd, true)).errno, "EINVAL");
 });
 
-test("K-196 selftest REVOKE(false) on a never-revoked, mapped buffer → 0, translation gone in every domain; MAP_FILE again → 0 at a new IOVA", () => {
+test("K-196 (first numbered K-300) selftest REVOKE(false) on a never-revoked, mapped buffer → 0, translation gone in every domain; MAP_FILE again → 0 at a new IOVA", () => {
   const s = selftest("mock_domain");
   const iova1 = s.mapFile({ fd: s.dfd, length: K16 }).value!;
   const pages = s.areaAt(iova1)!.pages!;
@@ -118,7 +118,7 @@ test("K-196 selftest REVOKE(false) on a never-revoked, mapped buffer → 0, tran
   assert.deepEqual(s.mapped(r.value!, K16), [K16]);
 });
 
-test("K-197 mock 4 KiB domain: MAP_FILE(0, 0x1800) -EINVAL (length not a multiple of the IOVA alignment); no domain → 0", () => {
+test("K-197 (first numbered K-301) mock 4 KiB domain: MAP_FILE(0, 0x1800) -EINVAL (length not a multiple of the IOVA alignment); no domain → 0", () => {
   const withDomain = selftest("mock_domain");
   assert.equal(withDomain.iopt().iovaAlignment, 4096n);
   assert.equal(withDomain.mapFile({ fd: withDomain.dfd, length: 0x1800n }).errno, "EINVAL");

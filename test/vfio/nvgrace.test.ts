@@ -286,7 +286,7 @@ test("K-155 MIG bug: memlength 1.25 GiB → usemem rounds to 0 → probe -EINVAL
   assert.equal(q.r.errno, null);
 });
 
-test("K-198 nvidia,gpu-mem-size = 0 → probe succeeds with the plain core ops; region 4 resolves to the real BAR4", () => {
+test("K-198 (first numbered K-302) nvidia,gpu-mem-size = 0 → probe succeeds with the plain core ops; region 4 resolves to the real BAR4", () => {
   const g = gpuF({ mig: "bug", firmware: { memphys: MEMPHYS, memlength: 0n } });
   assert.equal(g.nv.ops, "core");
   assert.equal(g.nv.fallback, "ENOMEM");
