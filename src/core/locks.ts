@@ -22,14 +22,18 @@ export class LockChecker {
       if (h.cls === l.cls) continue;
       if (this.edges.get(l.cls)?.has(h.cls))
         this.diag.record("lockdep:inversion", `${h.cls} -> ${l.cls} after ${l.cls} -> ${h.cls} was seen`);
-      const after = this.edges.get(h.cls) ?? new Set<string>();
-      after.add(l.cls);
-      this.edges.set(h.cls, after);
+      const after = this.edges.get(h.cls);
+      if (!after) this.edges.set(h.cls, new Set([l.cls]));
+      else after.add(l.cls);
     }
     this.held.push(l);
   }
 
   release(l: Lock): void {
+    if (this.held[this.held.length - 1] === l) {
+      this.held.pop(); // the usual nesting
+      return;
+    }
     const i = this.held.lastIndexOf(l);
     if (i < 0) throw new KernelBug(`unlock ${l.name}`, "lock not held");
     this.held.splice(i, 1);
@@ -55,8 +59,14 @@ export class Lock {
     readonly checker: LockChecker,
     /** Lock class for ordering (all reservation locks share one). */
     readonly cls: string,
-    readonly name: string,
+    private readonly baseName: string,
+    /** Instance number shown in the name (e.g. the buffer id). */
+    private readonly instance?: number,
   ) {}
+
+  get name(): string {
+    return this.instance === undefined ? this.baseName : `${this.baseName}#${this.instance}`;
+  }
 
   get held(): boolean {
     return this.isHeld;

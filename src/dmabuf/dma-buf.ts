@@ -143,6 +143,8 @@ export class DmaBufCore {
     readonly diag: Diagnostics,
     readonly locks: LockChecker,
     private readonly emit: (e: DmaBufEvent) => void = () => {},
+    /** Whether anyone records events (building them costs more than the rest of a map). */
+    private readonly tracing: () => boolean = () => true,
   ) {}
 
   /** `pinOnMap` (§4.4). */
@@ -172,17 +174,18 @@ export class DmaBufCore {
       throw new KernelError("EINVAL", "dma_buf_export: pin and unpin must come together", "K-72");
     }
     const id = this.nextId++;
-    const resv = info.resv ?? new Lock(this.locks, "dma_resv", `dmabuf#${id}.resv`);
+    const resv = info.resv ?? new Lock(this.locks, "dma_resv", "dmabuf.resv", id);
     const buf = new DmaBuf(id, info.size, o, info.priv, info.expName, resv);
     this.fops ??= this.makeFileOps();
     buf.file = new KFile("dma-buf", this.fops, info.flags & (O_ACCMODE | O_NONBLOCK), buf);
     this.buffers.add(buf);
-    this.emit({
-      kind: "dmabuf-export",
-      dmabuf: buf.label,
-      size: `0x${info.size.toString(16)}`,
-      exporter: info.expName,
-    });
+    if (this.tracing())
+      this.emit({
+        kind: "dmabuf-export",
+        dmabuf: buf.label,
+        size: `0x${info.size.toString(16)}`,
+        exporter: info.expName,
+      });
     return buf;
   }
 
@@ -236,14 +239,15 @@ export class DmaBufCore {
     );
     buf.ops.attach?.(buf, a); // exporter errors propagate; nothing was linked
     buf.resv.with(() => buf.attachments.unshift(a)); // head insertion: newest first
-    this.emit({
-      kind: "attach",
-      dmabuf: buf.label,
-      attachment: a.label,
-      device: deviceName(dev),
-      dynamic: a.dynamic,
-      peer2peer: a.peer2peer,
-    });
+    if (this.tracing())
+      this.emit({
+        kind: "attach",
+        dmabuf: buf.label,
+        attachment: a.label,
+        device: deviceName(dev),
+        dynamic: a.dynamic,
+        peer2peer: a.peer2peer,
+      });
     return a;
   }
 
@@ -267,7 +271,7 @@ export class DmaBufCore {
       this.diag.record("leak:mapping-on-detach", `${a.label} detached with ${a.mappings.size} mapping(s)`);
     buf.ops.detach?.(buf, a);
     a.detached = true;
-    this.emit({ kind: "detach", dmabuf: buf.label, attachment: a.label });
+    if (this.tracing()) this.emit({ kind: "detach", dmabuf: buf.label, attachment: a.label });
   }
 
   /** `dma_buf_pin` (lock held; WARN for static attachments). */
@@ -311,7 +315,8 @@ export class DmaBufCore {
     }
     // Static importers would wait for the kernel fences here; exporters in this model carry none.
     a.mappings.add(sgt);
-    this.emit({ kind: "map", dmabuf: buf.label, attachment: a.label, entries: sgt.nents });
+    if (this.tracing())
+      this.emit({ kind: "map", dmabuf: buf.label, attachment: a.label, entries: sgt.nents });
     return sgt;
   }
 
@@ -329,7 +334,7 @@ export class DmaBufCore {
     a.dmabuf.ops.unmapDmaBuf(a, sgt, dir);
     a.mappings.delete(sgt);
     if (this.pinOnMap(a)) a.dmabuf.ops.unpin!(a);
-    this.emit({ kind: "unmap", dmabuf: a.dmabuf.label, attachment: a.label });
+    if (this.tracing()) this.emit({ kind: "unmap", dmabuf: a.dmabuf.label, attachment: a.label });
   }
 
   unmapAttachmentUnlocked(a: DmaBufAttachment, sgt: SgTable, dir: DmaDataDirection): void {
@@ -344,7 +349,7 @@ export class DmaBufCore {
     buf.resv.assertHeld("dma_buf_move_notify");
     for (const a of [...buf.attachments]) {
       if (!a.importerOps?.moveNotify) continue;
-      this.emit({ kind: "move-notify", dmabuf: buf.label, attachment: a.label });
+      if (this.tracing()) this.emit({ kind: "move-notify", dmabuf: buf.label, attachment: a.label });
       a.importerOps.moveNotify(a);
     }
   }
@@ -391,7 +396,7 @@ export class DmaBufCore {
       this.diag.record("leak:attachment-on-release", `${buf.label}: ${buf.attachments.length}`);
     this.buffers.delete(buf);
     buf.ops.release(buf);
-    this.emit({ kind: "dmabuf-release", dmabuf: buf.label });
+    if (this.tracing()) this.emit({ kind: "dmabuf-release", dmabuf: buf.label });
   }
 
   private ioctl(buf: DmaBuf, cmd: number, arg: UserBuffer): number {

@@ -276,7 +276,9 @@ export function dmaBufPhysVecToSgt<P extends P2pdmaProvider>(
     leakIova("sg_alloc_table failed");
     fail(e5, "sg_alloc_table", undefined, `${nents} entries`);
   }
-  const sgt: SgTable = { sgl: Array.from({ length: nents }, zeroEntry), nents, origNents: 0 };
+  const sgl: SgEntry[] = new Array(nents);
+  for (let k = 0; k < nents; k++) sgl[k] = zeroEntry();
+  const sgt: SgTable = { sgl, nents, origNents: 0 };
 
   // 6. Map every range in order.
   const wrap32 = variant === "uint_max"; // 6.19 keeps mapped_len in an unsigned int

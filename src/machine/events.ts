@@ -2,7 +2,10 @@
  * Every event the model records, as one typed union (declared once, like QEMU's trace-events).
  * Subsystems emit only these; the demo, `run`, tests and the CLI read the same log.
  */
+import type { DataplaneEvent } from "../dataplane/events.js";
 import type { DmaBufEvent } from "../dmabuf/dma-buf.js";
+import type { NvmeEvent } from "../nvme/events.js";
+import type { RdmaEvent } from "../rdma/events.js";
 import type { VfioEvent } from "../vfio/events.js";
 
 export type MachineEvent =
@@ -10,7 +13,10 @@ export type MachineEvent =
   | { kind: "diagnostic"; event: string; detail?: string }
   | { kind: "reset"; device: string; method: string; affected: string[] }
   | DmaBufEvent
-  | VfioEvent;
+  | VfioEvent
+  | RdmaEvent
+  | DataplaneEvent
+  | NvmeEvent;
 
 export interface LoggedEvent {
   seq: number;
@@ -32,6 +38,11 @@ export class EventLog {
   enabled = true;
 
   constructor(readonly capacity = 100_000) {}
+
+  /** Someone records or listens: worth building an event. */
+  get active(): boolean {
+    return this.enabled || this.listeners.length > 0;
+  }
 
   emit(event: MachineEvent): void {
     if (!this.enabled && !this.listeners.length) return;

@@ -121,6 +121,7 @@ export class Machine {
       this.diag,
       this.locks,
       (e) => this.log.emit(e),
+      () => this.log.active,
     );
     return this.dmabufCache;
   }

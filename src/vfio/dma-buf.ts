@@ -180,15 +180,16 @@ export function featureDmaBuf(vdev: VfioPciDevice, flags: number, arg: UserBuffe
     m.dmabuf.put(dmabuf); // release unlinks and puts the registration, once (K-54)
     throw e;
   }
-  m.log.emit({
-    kind: "vfio-export",
-    device: vdev.pdev.bdf,
-    dmabuf: dmabuf.label,
-    fd,
-    region: regionIndex,
-    size: `0x${total.toString(16)}`,
-    state: priv.state,
-  });
+  if (m.log.active)
+    m.log.emit({
+      kind: "vfio-export",
+      device: vdev.pdev.bdf,
+      dmabuf: dmabuf.label,
+      fd,
+      region: regionIndex,
+      size: `0x${total.toString(16)}`,
+      state: priv.state,
+    });
   return fd;
 }
 
@@ -198,6 +199,18 @@ export function vfioDmaBufOps(owner: VfioPciDevice): DmaBufOps {
   const k = m.kernel;
   const revocableWait = k.revokeSemantics === "revocable_wait";
   const privOf = (b: DmaBuf) => b.priv as VfioDmaBuf;
+  const mapType = (prov: P2pdmaProvider, dev: Parameters<typeof m.p2pdma.mapType>[1]) =>
+    m.p2pdma.mapType(prov, dev);
+  // one options object per call site, with the lock assertion bound to the buffer being mapped
+  const mapOpts = (buf: DmaBuf) => ({
+    dma: m.dma,
+    mapType,
+    sgChunk: k.sgChunk,
+    iovaLinkOffset: k.iovaLinkOffset,
+    diag: m.diag,
+    faults: m.faults,
+    assertLockHeld: () => buf.resv.assertHeld("dma_buf_phys_vec_to_sgt"),
+  });
   const ops: DmaBufOps = {
     attach(buf: DmaBuf, a: DmaBufAttachment) {
       if (!a.peer2peer) throw new KernelError("EOPNOTSUPP", "importer does not allow peer-to-peer", "K-59");
@@ -210,15 +223,7 @@ export function vfioDmaBufOps(owner: VfioPciDevice): DmaBufOps {
       buf.resv.assertHeld("vfio_pci_dma_buf_map");
       const p = privOf(buf);
       if (p.revoked) throw new KernelError("ENODEV", "buffer is revoked", "K-115");
-      const sgt = dmaBufPhysVecToSgt(a, p.provider, p.physVec, p.size, dir, {
-        dma: m.dma,
-        mapType: (prov, dev) => m.p2pdma.mapType(prov as P2pdmaProvider, dev),
-        sgChunk: k.sgChunk,
-        iovaLinkOffset: k.iovaLinkOffset,
-        diag: m.diag,
-        faults: m.faults,
-        assertLockHeld: () => buf.resv.assertHeld("dma_buf_phys_vec_to_sgt"),
-      });
+      const sgt = dmaBufPhysVecToSgt(a, p.provider, p.physVec, p.size, dir, mapOpts(buf));
       p.liveMappings++;
       return sgt;
     },
@@ -238,7 +243,7 @@ export function vfioDmaBufOps(owner: VfioPciDevice): DmaBufOps {
           if (i >= 0) vdev.dmabufs.splice(i, 1);
         });
         vdev.putRegistration();
-        m.log.emit({ kind: "vfio-release", device: vdev.pdev.bdf, dmabuf: buf.label });
+        if (m.log.active) m.log.emit({ kind: "vfio-release", device: vdev.pdev.bdf, dmabuf: buf.label });
       }
     },
   };
@@ -290,7 +295,13 @@ export function dmaBufMove(vdev: VfioPciDevice, revoked: boolean, cause: string)
     if (p.revoked !== revoked && !(p.permRevoked && !revoked)) {
       buf.resv.with(() => {
         p.revoked = revoked;
-        m.log.emit({ kind: revoked ? "revoke" : "restore", device: vdev.pdev.bdf, dmabuf: buf.label, cause });
+        if (m.log.active)
+          m.log.emit({
+            kind: revoked ? "revoke" : "restore",
+            device: vdev.pdev.bdf,
+            dmabuf: buf.label,
+            cause,
+          });
         m.dmabuf.moveNotify(buf);
       });
       if (revoked) revocableWaitForUnmap(vdev, p);
@@ -328,7 +339,7 @@ export function dmaBufCleanup(vdev: VfioPciDevice): void {
         if (i >= 0) vdev.dmabufs.splice(i, 1);
         p.vdev = null;
         p.revoked = true;
-        m.log.emit({ kind: "cleanup", device: vdev.pdev.bdf, dmabuf: buf.label });
+        if (m.log.active) m.log.emit({ kind: "cleanup", device: vdev.pdev.bdf, dmabuf: buf.label });
         m.dmabuf.moveNotify(buf);
       });
       revocableWaitForUnmap(vdev, p);
