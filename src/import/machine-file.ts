@@ -28,6 +28,7 @@ import {
 } from "../pci/device.js";
 import { Fabric } from "../pci/fabric.js";
 import { PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY, PCI_EXP_TYPE } from "../pci/regs.js";
+import { buildVpd } from "../pci/vpd.js";
 import {
   type MachineDescription,
   type MachineFunction,
@@ -101,6 +102,7 @@ function capabilitiesOf(f: MachineFunction, traits: KindTraits, isVf: boolean): 
         tenBitTag: f.tenBitTag,
         extTag: f.extTag,
         tphCompleter: f.tphCompleter,
+        eeTlpPrefix: f.eeTlpPrefix,
         slot: traits.pcieType === PCI_EXP_TYPE.ROOT_PORT || traits.pcieType === PCI_EXP_TYPE.DOWNSTREAM,
       }),
     );
@@ -152,6 +154,15 @@ function capabilitiesOf(f: MachineFunction, traits: KindTraits, isVf: boolean): 
     caps.push(sriovCap(f.sriov));
   }
   return caps;
+}
+
+function vpdBytes(v: NonNullable<MachineFunction["vpd"]>): Uint8Array {
+  if ("hex" in v) return Uint8Array.from(v.hex.match(/../g) ?? [], (b) => Number.parseInt(b, 16));
+  return buildVpd({
+    idString: v.idString,
+    readOnly: v.readOnly ? Object.entries(v.readOnly) : undefined,
+    readWrite: v.readWrite ? Object.entries(v.readWrite) : undefined,
+  });
 }
 
 interface BuildCtx {
@@ -231,6 +242,7 @@ function buildFunction(
   dev.acsQuirk = f.acsQuirk;
   dev.nonMappableBars = f.nonMappableBars ?? false;
   dev.numaNode = f.numaNode ?? bus.hostBridge.numaNode;
+  if (f.vpd) dev.vpd = vpdBytes(f.vpd);
   if (f.dmaEngineGBps) dev.perf.dmaEngineGBps = f.dmaEngineGBps;
   if (f.maxOutstandingReads) dev.perf.maxOutstandingReads = f.maxOutstandingReads;
   if (f.dmaAliases) ctx.pendingAliases.push({ dev, aliases: f.dmaAliases, where: `${where}.dmaAliases` });

@@ -162,6 +162,32 @@ const Tph = z
   })
   .strict();
 
+/**
+ * Vital Product Data: either raw bytes (`hex`) or the fields to lay out (identifier string,
+ * read-only and read-write keywords; an RV checksum is added to the read-only section).
+ */
+const Vpd = z.union([
+  z
+    .object({
+      hex: z
+        .string()
+        .transform((s) => s.replace(/[\s_:]/g, ""))
+        .refine((s) => /^([0-9a-fA-F]{2})*$/.test(s), 'expected hex bytes, e.g. "82 05 00 …"'),
+    })
+    .strict(),
+  z
+    .object({
+      idString: z.string().optional(),
+      readOnly: z
+        .record(z.string().regex(/^[A-Za-z0-9]{2}$/, "a VPD keyword is two characters"), z.string().max(255))
+        .optional(),
+      readWrite: z
+        .record(z.string().regex(/^[A-Za-z0-9]{2}$/, "a VPD keyword is two characters"), z.string().max(255))
+        .optional(),
+    })
+    .strict(),
+]);
+
 const FunctionBase = z
   .object({
     at: z.string().regex(/^[0-9a-fA-F]{1,2}\.[0-7]$/, "expected device.function in hex, e.g. 00.0 or 1f.3"),
@@ -196,6 +222,8 @@ const FunctionBase = z
     /** DevCap/DevCtl Extended Tag (default on); QEMU devices report ExtTag-. */
     extTag: z.boolean().optional(),
     tphCompleter: z.enum(["none", "tph", "ext"]).optional(),
+    /** DevCap2 End-End TLP Prefix Supported (default false). */
+    eeTlpPrefix: z.boolean().optional(),
     tph: Tph.optional(),
     msix: z.number().int().min(1).max(2048).optional(),
     ats: z.boolean().optional(),
@@ -214,6 +242,8 @@ const FunctionBase = z
     memoryEnabled: z.boolean().optional(),
     /** BARs peers cannot map (s390 `non_mappable_bars`). */
     nonMappableBars: z.boolean().optional(),
+    /** Vital Product Data (e.g. the `VU` keyword a ConnectX data-direct DMA PF carries). */
+    vpd: Vpd.optional(),
     dmaEngineGBps: z.number().positive().optional(),
     maxOutstandingReads: z.number().int().positive().optional(),
   })

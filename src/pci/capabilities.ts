@@ -23,6 +23,7 @@ import {
   PCI_EXP_DEVCAP2,
   PCI_EXP_DEVCAP2_10BIT_TAG_COMP,
   PCI_EXP_DEVCAP2_10BIT_TAG_REQ,
+  PCI_EXP_DEVCAP2_EE_PREFIX,
   PCI_EXP_DEVCTL,
   PCI_EXP_DEVCTL_EXT_TAG,
   PCI_EXP_FLAGS,
@@ -99,6 +100,8 @@ export interface PcieCapParams {
   rcb128?: boolean;
   /** DEVCAP2 TPH completer: none, tph (TPH only), ext (TPH and extended TPH). */
   tphCompleter?: "none" | "tph" | "ext";
+  /** DEVCAP2 End-End TLP Prefix Supported (needed on every port an ExtTPH prefix crosses, TPH-30). */
+  eeTlpPrefix?: boolean;
   slot?: boolean;
   portNumber?: number;
 }
@@ -141,6 +144,7 @@ export function pcieCap(p: PcieCapParams): CapabilityHelper {
       if (p.tphCompleter === "tph") devcap2 |= 0x1000;
       if (p.tphCompleter === "ext") devcap2 |= 0x3000;
       if (p.tenBitTag) devcap2 |= PCI_EXP_DEVCAP2_10BIT_TAG_COMP | PCI_EXP_DEVCAP2_10BIT_TAG_REQ;
+      if (p.eeTlpPrefix) devcap2 |= PCI_EXP_DEVCAP2_EE_PREFIX;
       cfg.write32(o + PCI_EXP_DEVCAP2, devcap2);
     },
   };

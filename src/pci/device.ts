@@ -172,6 +172,11 @@ export class PciDev {
   reportedLink: LinkState | null = null;
   /** Engine and link parameters for the bandwidth model. */
   perf: { dmaEngineGBps?: number; maxOutstandingReads?: number } = {};
+  /**
+   * Vital Product Data as the VPD capability returns it (src/pci/vpd.ts); null = no VPD capability.
+   * Device data from the machine file or a test (the config space does not carry the capability).
+   */
+  vpd: Uint8Array | null = null;
 
   constructor(
     readonly bus: PciBus,
