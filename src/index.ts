@@ -9,6 +9,7 @@ export * from "./machine/index.js";
 export * as p2pdma from "./p2pdma/index.js";
 export * as pci from "./pci/index.js";
 export * as perf from "./perf/index.js";
+export * as rdma from "./rdma/index.js";
 export * as scenario from "./scenario/index.js";
 export * as tlp from "./tlp/index.js";
 export * as vfio from "./vfio/index.js";

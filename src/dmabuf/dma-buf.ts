@@ -348,7 +348,13 @@ export class DmaBufCore {
   moveNotify(buf: DmaBuf): void {
     buf.resv.assertHeld("dma_buf_move_notify");
     for (const a of [...buf.attachments]) {
-      if (!a.importerOps?.moveNotify) continue;
+      if (!a.importerOps?.moveNotify) {
+        // §12.2: a dynamic importer without the (now optional) callback is skipped silently by the
+        // kernel; the model notes it (rdma-data-direct §9.4, a model addition, not a kernel message)
+        if (a.importerOps && this.config.revocableWait)
+          this.diag.record("note:invalidate-skipped", `${a.label}: no invalidate_mappings callback`);
+        continue;
+      }
       if (this.tracing()) this.emit({ kind: "move-notify", dmabuf: buf.label, attachment: a.label });
       a.importerOps.moveNotify(a);
     }
