@@ -21,3 +21,4 @@ export * from "./translate.js";
 export * from "./uapi.js";
 export * from "./user-memory.js";
 export * from "./verbs.js";
+export * from "./dataplane.js";
