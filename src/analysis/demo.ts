@@ -2,11 +2,15 @@
  * The story `peerdma demo` tells on the built-in storage/RDMA host, as data. Each section holds
  * facts computed by the model (never canned text); the CLI renders them.
  */
+
+import { InputError } from "../core/errors.js";
 import { loadBuiltin } from "../import/builtin.js";
 import { groupsAsBdfs } from "../iommu/groups.js";
 import { Machine } from "../machine/machine.js";
 import type { PciDev } from "../pci/device.js";
+import { describeVpd } from "../pci/vpd.js";
 import { pathPerformance } from "../perf/path.js";
+import { type DataDirectRun, dataDirect, type SpdkOverRdma, spdkOverRdma } from "./demo-rdma.js";
 import { type Lifecycle, vfioLifecycle } from "./demo-vfio.js";
 import { type Explanation, explain } from "./explain.js";
 import { buildMatrix, type Matrix } from "./matrix.js";
@@ -34,8 +38,10 @@ export interface DemoReport {
     cmb: { bar: number; cpuAddress: string; size: string };
     explanation: Explanation;
     lifecycle: Lifecycle;
+    /** A remote NVMe WRITE submitted with RDMA WRITEs alone, then reset, decode off, close. */
+    overRdma: SpdkOverRdma;
   };
-  dataDirect: { gpu: string; candidates: DemoCandidatePath[]; faster: string };
+  dataDirect: { gpu: string; candidates: DemoCandidatePath[]; faster: string; run: DataDirectRun };
   gpuToGpu: Explanation;
   iommuGroups: { id: number; devices: string[] }[];
   matrix: Matrix;
@@ -66,8 +72,16 @@ function candidate(label: string, initiator: PciDev, target: PciDev, m: Machine)
   };
 }
 
+/** The VPD-R "VU" keyword of a function (what mlx5 matches the NIC's firmware VUID against). */
+function vuidOf(dev: PciDev): string {
+  const vu = dev.vpd ? describeVpd(dev.vpd).readOnly.VU : undefined;
+  if (!vu) throw new InputError(`${dev.bdf} has no VPD-R VU keyword`, "builtin:storage-rdma");
+  return vu;
+}
+
 export function storageRdmaDemo(): DemoReport {
   const { fabric, description } = loadBuiltin("storage-rdma");
+  const fresh = () => loadBuiltin("storage-rdma").fabric;
   const m = new Machine(fabric);
   const nvme = m.device("0000:03:00.0");
   const nic = m.device("0000:04:00.0");
@@ -89,12 +103,20 @@ export function storageRdmaDemo(): DemoReport {
       nic: nic.bdf,
       cmb: { bar: cmbBar, cpuAddress: `0x${cmb.start.toString(16)}`, size: `${cmb.len >> 20n} MiB` },
       explanation: explain(m, nvme, nic),
-      lifecycle: vfioLifecycle(() => loadBuiltin("storage-rdma").fabric, nvme.bdf, nic.bdf, gpu1.bdf),
+      lifecycle: vfioLifecycle(fresh, nvme.bdf, nic.bdf, gpu1.bdf),
+      overRdma: spdkOverRdma(fresh, nvme.bdf, nic.bdf),
     },
     dataDirect: {
       gpu: gpu0.bdf,
       candidates: [viaNic, viaDd],
       faster: (viaDd.effectiveGBps ?? 0) > (viaNic.effectiveGBps ?? 0) ? "data direct" : "ordinary",
+      run: dataDirect(fresh, {
+        nic: cx8.bdf,
+        dmaPf: dmaPf.bdf,
+        gpu: gpu0.bdf,
+        vfioGpu: gpu1.bdf,
+        vuid: vuidOf(dmaPf),
+      }),
     },
     gpuToGpu: explain(m, gpu1, gpu0),
     iommuGroups: groupsAsBdfs(m.iommuGroups.groups),

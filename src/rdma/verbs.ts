@@ -62,6 +62,8 @@ export interface IoctlTrace {
   cmd: number;
   bytes: Uint8Array;
   errno: number;
+  /** The kernel check that failed (what dmesg or a tracepoint would tell), when errno is set. */
+  why?: string;
 }
 
 /** The library state of one process: `errno` and a trace of the ioctls it issued. */
@@ -86,6 +88,7 @@ export class RdmaCore {
     } catch (e) {
       if (!(e instanceof KernelError)) throw e;
       t.errno = e.errno;
+      t.why = e.spec ? `${e.check} [${e.spec}]` : e.check;
       return e.errno;
     }
   }

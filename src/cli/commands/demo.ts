@@ -46,6 +46,23 @@ export function renderDemo(d: DemoReport): string {
     indent(renderExplanation(d.spdk.explanation, "")).trimEnd(),
     "",
   );
+  const r = d.spdk.overRdma;
+  out.push(
+    `   NVMe-oF by RDMA alone: SPDK registers the CMB and the doorbell page as MRs on ${r.nic}; a remote host then writes`,
+    "   the data, the command and the doorbell with RDMA WRITEs and the controller never reads host memory for them.",
+    "",
+  );
+  for (const [i, s] of r.steps.entries())
+    out.push(
+      `   ${String(i + 1).padStart(2)}. ${s.action}`,
+      `       → ${s.result}`,
+      ...s.facts.map((f) => `         ${f}`),
+    );
+  out.push(
+    "",
+    `   Bytes that reached the NVMe after a revoke: ${r.bytesIntoRevokedMemory}${r.bytesIntoRevokedMemory ? "  ← MODEL BUG" : ""}.`,
+    "",
+  );
   out.push(`2. Data direct: which function should DMA into GPU ${d.dataDirect.gpu}'s memory?`, "");
   for (const c of d.dataDirect.candidates) {
     out.push(
@@ -55,6 +72,24 @@ export function renderDemo(d: DemoReport): string {
     );
   }
   out.push(`   → the ${d.dataDirect.faster} path is faster on this machine.`, "");
+  const dd = d.dataDirect.run;
+  out.push(
+    `   On the model: mlx5 on ${dd.nic} finds its DMA PF ${dd.dmaPf} by VUID ${dd.vuid} (VPD-R "VU");`,
+    `   mlx5dv_get_data_direct_sysfs_path → ${dd.sysfsPath}`,
+    "",
+  );
+  for (const g of dd.registrations)
+    out.push(
+      `   ${g.label}`,
+      `     → ${g.result}${g.projected ? " [projected]" : ""}`,
+      ...(g.writeStatus
+        ? [
+            `       1 MiB RDMA WRITE: ${g.writeStatus}`,
+            `       effective ${g.effectiveGBps?.toFixed(3) ?? "-"} GB/s, limited by ${g.limit}`,
+          ]
+        : []),
+    );
+  out.push("");
   out.push("3. GPU to GPU: gpu0 writing into gpu1's VRAM aperture (gpu1 is bound to vfio-pci)", "");
   out.push(indent(renderExplanation(d.gpuToGpu, "")).trimEnd(), "");
   out.push(`4. IOMMU groups (${d.iommuGroups.length}):`);
