@@ -47,7 +47,14 @@ export function parseYamlText(text: string, file: string): unknown {
     const pos = e.linePos?.[0];
     throw new InputError(`${e.message.split("\n")[0]}`, pos ? `${file}:${pos.line}:${pos.col}` : file);
   }
-  return doc.toJS({ maxAliasCount: 100 });
+  try {
+    return doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    // resolving aliases happens here, not in the parser: `*x` without `&x`, or an alias bomb
+    if (e instanceof ReferenceError || e instanceof RangeError)
+      throw new InputError(`YAML: ${e.message}`, file);
+    throw e;
+  }
 }
 
 /** Validates `raw` with `schema`; the error names the file, the line and the path. */

@@ -91,3 +91,11 @@ test("property: random field values in a valid skeleton are rejected with the fi
     { numRuns: 300 },
   );
 });
+
+test("an alias without its anchor (`kind: *downstream-port`) is a YAML error naming the file, not a crash (found by the mutation property, seed 1531206578)", () => {
+  const text = builtinText("storage-rdma").text.replace("kind: downstream-port", "kind: *downstream-port");
+  assert.throws(
+    () => parseMachineFile(text, "alias.yaml"),
+    (e: unknown) => e instanceof InputError && /^alias\.yaml: YAML: Unresolved alias/.test(e.message),
+  );
+});
