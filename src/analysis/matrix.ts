@@ -8,6 +8,7 @@ import { calcMapTypeAndDist, type MapType, type MapVerdict } from "../p2pdma/map
 import type { PciDev } from "../pci/device.js";
 import { ncclBandwidth } from "../perf/link.js";
 import { pathPerformance } from "../perf/path.js";
+import { buildMatrixFast } from "./matrix-fast.js";
 import { type PathType, pathType } from "./path-type.js";
 import { verdictSummary } from "./reasons.js";
 
@@ -92,8 +93,12 @@ function ncclFigure(perf: ReturnType<typeof pathPerformance> | null): number | n
   return v === null ? null : Math.round(v * 1000) / 1000;
 }
 
+/** From this many endpoints on, {@link buildMatrix} uses the engine of matrix-fast.ts (same result). */
+export const FAST_MATRIX_MIN_ENDPOINTS = 128;
+
 export function buildMatrix(m: Machine, opts: MatrixOptions = {}): Matrix {
   const eps = opts.only ?? m.fabric.endpoints();
+  if (eps.length >= FAST_MATRIX_MIN_ENDPOINTS) return buildMatrixFast(m, opts);
   const pairs: MatrixPair[] = [];
   for (const p of eps) for (const c of eps) pairs.push(matrixPair(m, p, c, opts));
   return {

@@ -1,4 +1,5 @@
 /** Output and exit-code conventions of the CLI (DESIGN.md: 0 ok, 1 expectation failed, 2 bad input). */
+import { writeSync } from "node:fs";
 import { InputError, KernelBug, KernelError } from "../core/errors.js";
 
 export const EXIT_OK = 0;
@@ -7,10 +8,31 @@ export const EXIT_BAD_INPUT = 2;
 /** A bug in peerdma itself (never the user's fault). */
 export const EXIT_INTERNAL = 70;
 
+/** JSON.stringify replacer of every `--json` output: bigints as hex strings. */
+export const jsonReplacer = (_k: string, v: unknown) => (typeof v === "bigint" ? `0x${v.toString(16)}` : v);
+
 export function printJson(value: unknown): void {
-  process.stdout.write(
-    `${JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? `0x${v.toString(16)}` : v), 2)}\n`,
-  );
+  process.stdout.write(`${JSON.stringify(value, jsonReplacer, 2)}\n`);
+}
+
+/**
+ * Writes to stdout synchronously, in order, without buffering it all in the stream (for outputs of
+ * hundreds of MB). A pipe left in non-blocking mode answers EAGAIN: wait for it and retry.
+ */
+export function writeStdoutSync(chunk: string): void {
+  const buf = Buffer.from(chunk);
+  let off = 0;
+  while (off < buf.length) {
+    try {
+      off += writeSync(1, buf, off);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      // the reader went away (`| head`): nothing more to say, as cat or jq would behave
+      if (code === "EPIPE") process.exit(EXIT_OK);
+      if (code !== "EAGAIN") throw e;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+    }
+  }
 }
 
 export function print(text: string): void {

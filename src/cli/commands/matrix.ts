@@ -1,7 +1,13 @@
 import type { Command } from "commander";
-import { buildMatrix, type Matrix, PATH_TYPE_LEGEND, type PathType } from "../../analysis/index.js";
+import {
+  buildMatrix,
+  type Matrix,
+  PATH_TYPE_LEGEND,
+  type PathType,
+  writeMatrixJson,
+} from "../../analysis/index.js";
 import { InputError } from "../../core/errors.js";
-import { guard, print, printJson } from "../io.js";
+import { guard, jsonReplacer, print, writeStdoutSync } from "../io.js";
 import { assumptionsNote, cpuNote, machineFromArgs } from "../machine-arg.js";
 import { table } from "../table.js";
 
@@ -119,19 +125,23 @@ Examples:
         const { machine, loaded } = machineFromArgs(sources, opts);
         if (opts.compare && opts.compare !== "nccl")
           throw new InputError(`--compare ${opts.compare}: expected nccl`);
-        const mx = buildMatrix(machine, { compare: opts.compare as "nccl" | undefined });
+        const compare = opts.compare as "nccl" | undefined;
         if (opts.json) {
-          printJson({
-            devices: mx.devices,
-            pairs: mx.pairs,
-            machine: mx.machine,
-            cpu: mx.cpu,
-            sources: loaded.inputs,
-            assumptions: loaded.unknowns,
-            conflicts: loaded.conflicts,
+          // streamed: a 4,096-endpoint machine has 16.8 M pairs, never held in memory at once
+          writeMatrixJson(machine, writeStdoutSync, {
+            compare,
+            replacer: jsonReplacer,
+            extra: (mx) => ({
+              machine: mx.machine,
+              cpu: mx.cpu,
+              sources: loaded.inputs,
+              assumptions: loaded.unknowns,
+              conflicts: loaded.conflicts,
+            }),
           });
           return;
         }
+        const mx = buildMatrix(machine, { compare });
         print(renderMatrix(mx, cpuNote(machine)));
         const note = assumptionsNote(loaded);
         if (note) print(`\n${note}`);
