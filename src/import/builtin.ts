@@ -1,24 +1,12 @@
 /** Built-in machines: data files in data/machines, named `builtin:<name>`. */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { readdirSync, readFileSync } from "node:fs";
 import { InputError } from "../core/errors.js";
 import type { Fabric } from "../pci/fabric.js";
+import { packageDataPath } from "./data-dir.js";
 import { parseMachineFile } from "./machine-file.js";
 import type { MachineDescription } from "./machine-schema.js";
 
-/** data/machines of the package, found upwards from this module (src/, dist/ or a bench build). */
-function findDataDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const candidate = join(dir, "data", "machines");
-    if (existsSync(candidate)) return `${candidate}/`;
-    dir = dirname(dir);
-  }
-  return fileURLToPath(new URL("../../data/machines/", import.meta.url));
-}
-
-const DIR = findDataDir();
+const DIR = `${packageDataPath("machines")}/`;
 
 export interface BuiltinInfo {
   name: string;

@@ -39,6 +39,43 @@ const FUNC_RE = /^(?:([0-9a-fA-F]{1,8}):)?([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0
 const HEX_RE = /^([0-9a-fA-F]{2,3}):((?: [0-9a-fA-F]{2})+) *$/;
 const VALID_LENGTHS = [64, 128, 256, 4096];
 
+/** Hex digit values by UTF-16 code unit (-1: not a hex digit); every code unit has an entry. */
+const HEX_VALUE = new Int8Array(0x10000).fill(-1);
+for (let i = 0; i < 16; i++) {
+  HEX_VALUE["0123456789abcdef".charCodeAt(i)] = i;
+  HEX_VALUE["0123456789ABCDEF".charCodeAt(i)] = i;
+}
+
+/**
+ * The common line, read without a regex: a 2–3 digit offset equal to `expect`, a colon and
+ * exactly 16 bytes ("f0: 00 01 …", trailing spaces allowed) in text[start, end), the bytes
+ * stored at `out[expect…]` (4096 bytes). False for any other line, which then goes through the
+ * full rules and their messages.
+ */
+function quickHexLine(text: string, start: number, end: number, expect: number, out: Uint8Array): boolean {
+  let i = start;
+  let off = 0;
+  for (; i < start + 4 && i < end; i++) {
+    const v = HEX_VALUE[text.charCodeAt(i)];
+    if (v < 0) break;
+    off = off * 16 + v;
+  }
+  if (i - start < 2 || i - start > 3 || i >= end || text.charCodeAt(i) !== 0x3a) return false;
+  if (off !== expect || off + 16 > out.length) return false;
+  i++;
+  if (i + 48 > end) return false;
+  // bytes go straight to their place: a line that fails half-way leaves them past the length read
+  for (let k = 0; k < 16; k++, i += 3) {
+    if (text.charCodeAt(i) !== 0x20) return false;
+    const hi = HEX_VALUE[text.charCodeAt(i + 1)];
+    const lo = HEX_VALUE[text.charCodeAt(i + 2)];
+    if (hi < 0 || lo < 0) return false;
+    out[off + k] = hi * 16 + lo;
+  }
+  for (; i < end; i++) if (text.charCodeAt(i) !== 0x20) return false;
+  return true;
+}
+
 /**
  * A config space for `raw`, padded with all-ones (what a read past the end returns) up to the
  * size class it belongs to: 64, 256 or 4096 bytes. The caller keeps `raw.length` as the real
@@ -69,10 +106,21 @@ export function parseLspciHex(text: string, file = "<lspci -x>"): HexFunction[] 
     out.push(f);
     cur = null;
   };
-  const lines = text.split("\n");
-  for (let i = 0; i < lines.length; i++) {
-    const n = i + 1;
-    const line = lines[i].endsWith("\r") ? lines[i].slice(0, -1) : lines[i];
+  let lineCount = 0;
+  // lines found in place (no split: a -xxxx dump has 257 lines per function)
+  for (let pos = 0, nl = 0; nl >= 0; pos = nl + 1) {
+    nl = text.indexOf("\n", pos);
+    let end = nl < 0 ? text.length : nl;
+    if (end > pos && text.charCodeAt(end - 1) === 0x0d) end--;
+    const n = ++lineCount;
+    if (cur) {
+      // fast path for the next line of the function being read; anything else takes the rules below
+      if (quickHexLine(text, pos, end, cur.len, cur.chunks)) {
+        cur.len += 16;
+        continue;
+      }
+    }
+    const line = text.slice(pos, end);
     if (line.trim() === "") {
       finish(n - 1);
       continue;
@@ -131,7 +179,7 @@ export function parseLspciHex(text: string, file = "<lspci -x>"): HexFunction[] 
       `${file}:${n}`,
     );
   }
-  finish(lines.length);
+  finish(lineCount);
   if (!out.length) throw new InputError("no functions found; expected lspci -x, -xxx or -xxxx output", file);
   return out;
 }

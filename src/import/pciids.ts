@@ -4,7 +4,7 @@
  * The database ships as data (data/pci.ids, a copy of the pciutils/pciids file), not as code.
  */
 import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { packageDataPath } from "./data-dir.js";
 
 export interface PciIdsVendor {
   id: number;
@@ -188,7 +188,7 @@ function hex4(n: number): string {
 let cached: PciIds | null = null;
 
 /** Where the shipped copy lives (data/pci.ids beside src/ and dist/). */
-export const PCI_IDS_FILE = fileURLToPath(new URL("../../data/pci.ids", import.meta.url));
+export const PCI_IDS_FILE = packageDataPath("pci.ids");
 
 /** The shipped database, parsed once. */
 export function defaultPciIds(): PciIds {

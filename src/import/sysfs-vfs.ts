@@ -4,7 +4,7 @@
  * root. Symbolic links are reported as links and only followed on request, with a hop limit,
  * because sysfs links form loops (`subsystem -> bus/pci -> devices -> …`).
  */
-import { lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from "node:fs";
 import { join } from "node:path";
 import type { TarEntry } from "./tar.js";
 
@@ -30,6 +30,7 @@ export interface ReadOnlyFs {
  * path would climb above the root.
  */
 export function normalizePath(path: string): string | null {
+  if (isNormal(path)) return path;
   const out: string[] = [];
   for (const part of path.split("/")) {
     if (part === "" || part === ".") continue;
@@ -39,6 +40,21 @@ export function normalizePath(path: string): string | null {
     } else out.push(part);
   }
   return out.join("/");
+}
+
+/** Already normal: no empty, `.` or `..` part (the common case, checked without splitting). */
+function isNormal(path: string): boolean {
+  let partStart = 0;
+  for (let i = 0; i <= path.length; i++) {
+    if (i < path.length && path.charCodeAt(i) !== 0x2f) continue;
+    const len = i - partStart;
+    if (len === 0 && path.length > 0) return false;
+    if (len === 1 && path.charCodeAt(partStart) === 0x2e) return false;
+    if (len === 2 && path.charCodeAt(partStart) === 0x2e && path.charCodeAt(partStart + 1) === 0x2e)
+      return false;
+    partStart = i + 1;
+  }
+  return true;
 }
 
 export function dirnameOf(path: string): string {
@@ -59,6 +75,9 @@ export function linkDestination(linkPath: string, target: string): string | null
   if (target.startsWith("/")) return normalizePath(target.slice(1));
   return normalizePath(joinPath(dirnameOf(linkPath), target));
 }
+
+/** One buffer for every file {@link DiskFs} reads (copied out per read). */
+const READ_BUF = new Uint8Array(64 * 1024);
 
 /** Linux's limit on links followed while resolving one path. */
 const MAX_LINK_HOPS = 40;
@@ -181,17 +200,32 @@ export class MemFs implements ReadOnlyFs {
   }
 }
 
-/** A directory on disk (a copy of /sys, or / itself for the live system). */
+/**
+ * A directory on disk (a copy of /sys, or / itself for the live system). Read as a snapshot:
+ * a folder's listing (names and kinds, one `readdir`) is kept, and the kind of anything in a
+ * listed folder comes from it, so a walk costs one call per folder instead of one per entry.
+ */
 export class DiskFs implements ReadOnlyFs {
-  constructor(readonly label: string) {}
+  private readonly listings = new Map<string, Map<string, VfsKind | null>>();
+  /** `join(label, x)` without `x`: what a normal relative path is appended to. */
+  private readonly prefix: string;
+
+  constructor(readonly label: string) {
+    this.prefix = join(label, "x").slice(0, -1);
+  }
 
   private abs(path: string): string | null {
     const norm = normalizePath(path);
-    return norm === null ? null : join(this.label, norm);
+    return norm === null ? null : norm === "" ? join(this.label, norm) : this.prefix + norm;
   }
   kind(path: string): VfsKind | null {
-    const p = this.abs(path);
-    if (p === null) return null;
+    const norm = normalizePath(path);
+    if (norm === null) return null;
+    if (norm !== "") {
+      const parent = this.listings.get(dirnameOf(norm));
+      if (parent) return parent.get(basenameOf(norm)) ?? null;
+    }
+    const p = norm === "" ? join(this.label, norm) : this.prefix + norm;
     try {
       const st = lstatSync(p);
       return st.isSymbolicLink() ? "symlink" : st.isDirectory() ? "dir" : st.isFile() ? "file" : null;
@@ -202,16 +236,44 @@ export class DiskFs implements ReadOnlyFs {
   readFile(path: string): Uint8Array | null {
     const p = this.abs(path);
     if (p === null || this.kind(path) !== "file") return null;
+    let fd = -1;
     try {
-      // sysfs attributes report a size of 4096 whatever they hold; read what is there.
-      return new Uint8Array(readFileSync(p));
+      // sysfs attributes report a size of 4096 whatever they hold; read what is there, in
+      // chunks until the end (no stat: one open, the reads, one close)
+      fd = openSync(p, "r");
+      const parts: Uint8Array[] = [];
+      let total = 0;
+      for (;;) {
+        const n = readSync(fd, READ_BUF, 0, READ_BUF.length, null);
+        if (n === 0) break;
+        parts.push(READ_BUF.slice(0, n));
+        total += n;
+      }
+      if (parts.length === 1) return parts[0];
+      const out = new Uint8Array(total);
+      let at = 0;
+      for (const part of parts) {
+        out.set(part, at);
+        at += part.length;
+      }
+      return out;
     } catch {
       return null;
+    } finally {
+      if (fd >= 0)
+        try {
+          closeSync(fd);
+        } catch {
+          // nothing to do: the bytes are read
+        }
     }
   }
   readlink(path: string): string | null {
     const p = this.abs(path);
     if (p === null) return null;
+    const norm = normalizePath(path);
+    // known from a listing not to be a link: no call needed
+    if (norm && this.listings.has(dirnameOf(norm)) && this.kind(norm) !== "symlink") return null;
     try {
       return readlinkSync(p);
     } catch {
@@ -219,10 +281,22 @@ export class DiskFs implements ReadOnlyFs {
     }
   }
   list(path: string): string[] | null {
-    const p = this.abs(path);
-    if (p === null || this.kind(path) !== "dir") return null;
+    const norm = normalizePath(path);
+    if (norm === null) return null;
+    const cached = this.listings.get(norm);
+    if (cached) return [...cached.keys()];
+    if (this.kind(norm) !== "dir") return null;
     try {
-      return readdirSync(p).sort();
+      const entries = readdirSync(join(this.label, norm), { withFileTypes: true });
+      entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      const kinds = new Map<string, VfsKind | null>();
+      for (const e of entries)
+        kinds.set(
+          e.name,
+          e.isSymbolicLink() ? "symlink" : e.isDirectory() ? "dir" : e.isFile() ? "file" : null,
+        );
+      this.listings.set(norm, kinds);
+      return [...kinds.keys()];
     } catch {
       return null;
     }

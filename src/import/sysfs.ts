@@ -494,9 +494,13 @@ export function importSysfs(fs: ReadOnlyFs, opts: { name?: string; sysRoot?: str
     if (n !== null) numaOf.set(l.addr.bdf, n);
   }
   const hosts = new Map<string, HostBridge>();
+  // the first function (in load order) of each host bridge that has a NUMA node
+  const carriers = new Map<string, Loaded>();
+  for (const x of loaded)
+    if (!carriers.has(x.host.label) && (numaOf.get(x.addr.bdf) ?? -1) >= 0) carriers.set(x.host.label, x);
   for (const l of loaded) {
     if (hosts.has(l.host.label)) continue;
-    const carrier = loaded.find((x) => x.host.label === l.host.label && (numaOf.get(x.addr.bdf) ?? -1) >= 0);
+    const carrier = carriers.get(l.host.label);
     const numa = carrier ? numaOf.get(carrier.addr.bdf)! : -1;
     const hb = fabric.addHostBridge(new HostBridge(l.host.domain, l.host.bus, [], numa, l.host.label));
     hosts.set(l.host.label, hb);
@@ -671,6 +675,13 @@ export function importSysfs(fs: ReadOnlyFs, opts: { name?: string; sysRoot?: str
     dev.physfn = pf.dev;
     provenance.record(dev.bdf, "physfn", pf.dev.bdf, { file: fs.where(joinPath(l.path, "physfn")) });
   }
+  const vfsOf = new Map<PciDev, PciDev[]>();
+  for (const { dev } of added.values())
+    if (dev.physfn) {
+      const list = vfsOf.get(dev.physfn);
+      if (list) list.push(dev);
+      else vfsOf.set(dev.physfn, [dev]);
+    }
   for (const { dev, l } of added.values()) {
     const vfs: { n: number; vf: PciDev }[] = [];
     for (const name of fs.list(l.path) ?? []) {
@@ -680,9 +691,7 @@ export function importSysfs(fs: ReadOnlyFs, opts: { name?: string; sysRoot?: str
       const vf = a ? added.get(a.bdf)?.dev : undefined;
       if (m && vf?.physfn === dev) vfs.push({ n: Number(m[1]), vf });
     }
-    const others = [...added.values()]
-      .map((x) => x.dev)
-      .filter((d) => d.physfn === dev && !vfs.some((v) => v.vf === d));
+    const others = (vfsOf.get(dev) ?? []).filter((d) => !vfs.some((v) => v.vf === d));
     vfs.sort((a, b) => a.n - b.n);
     dev.virtfns.push(...vfs.map((v) => v.vf), ...others);
     if (dev.virtfns.length)
