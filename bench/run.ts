@@ -187,4 +187,11 @@ process.stdout.write(
   });
 }
 
+// --- RDMA on a VFIO dma-buf: MR lifecycle and WRITEs into the NVMe CMB ---
+(await import("./rdma.js")).benchRdma();
+
+// --- P2P matrix of a 4,096-endpoint fabric; importers beside lspci -F and lstopo on the same inputs ---
+(await import("./matrix.js")).reportMatrix();
+(await import("./import.js")).reportImport();
+
 if (process.argv.includes("--json")) process.stdout.write(`${JSON.stringify(rows)}\n`);

@@ -615,14 +615,24 @@ export class DmaEngine {
         case "link": {
           const mode = this.linkMode(e.hop.link, ctx.opts ?? {});
           const addr = i >= p.turnIndex ? p.downAddr : p.upAddr;
-          for (const pc of pieces) {
-            const a = addr + BigInt(pc.off);
-            const params = this.requestParams(mode, ctx.type, a, pc.len, ctx.requesterId, ctx.tag, ctx.opts);
-            const data = ctx.payload
-              ? DmaEngine.dwPayload(a, ctx.payload.subarray(pc.off, pc.off + pc.len))
-              : undefined;
-            this.record(ctx.trace, ctx.request, e.hop, mode, params, data);
-          }
+          // building the TLP bytes is only for the trace; an untraced write just crosses the link
+          if (ctx.trace)
+            for (const pc of pieces) {
+              const a = addr + BigInt(pc.off);
+              const params = this.requestParams(
+                mode,
+                ctx.type,
+                a,
+                pc.len,
+                ctx.requesterId,
+                ctx.tag,
+                ctx.opts,
+              );
+              const data = ctx.payload
+                ? DmaEngine.dwPayload(a, ctx.payload.subarray(pc.off, pc.off + pc.len))
+                : undefined;
+              this.record(ctx.trace, ctx.request, e.hop, mode, params, data);
+            }
           crossed.push(e.hop);
           break;
         }

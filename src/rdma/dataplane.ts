@@ -48,7 +48,14 @@ export class RdmaDataPlane {
   /** Every write that landed in a revoked exporter range (empty unless the model is wrong). */
   readonly revokedWrites: RevokedWrite[] = [];
 
-  constructor(readonly rdma: Rdma) {
+  /**
+   * `trace: false` skips building the per-link TLP trace of every request (the engine's default
+   * otherwise): the bytes still move and the revoke check still runs, `tlps` stay empty.
+   */
+  constructor(
+    readonly rdma: Rdma,
+    readonly opts: { trace?: boolean } = {},
+  ) {
     this.engine = DmaEngine.of(rdma.machine);
   }
 
@@ -69,6 +76,7 @@ export class RdmaDataPlane {
         addressKind: tr.addressKind,
         tph: tr.tph ? { st: tr.tph.st, ph: tr.tph.ph, extended: tr.tph.extended } : undefined,
         attr: tr.relaxedOrdering ? 2 : 0,
+        trace: this.opts.trace,
       });
       this.checkRevoked(r);
       results.push(r);
@@ -90,6 +98,7 @@ export class RdmaDataPlane {
       const r = this.engine.dmaRead(tr.issuer, seg.dmaAddress, n, {
         addressKind: tr.addressKind,
         tph: tr.tph ? { st: tr.tph.st, ph: tr.tph.ph, extended: tr.tph.extended } : undefined,
+        trace: this.opts.trace,
       });
       out.set(r.data, off);
       results.push(r);
