@@ -38,7 +38,8 @@ const ROOT = [join(HERE, ".."), join(HERE, "../..")].find((d) => {
   }
 })!;
 const FIXTURES = join(ROOT, "../shared/fixtures");
-const CLI = join(ROOT, "dist-bench/src/cli/main.js");
+/** What users run: the bin, which loads the bundled CLI that `npm run build` made. */
+const CLI = join(ROOT, "bin/peerdma.js");
 
 const hex2 = (n: number) => n.toString(16).padStart(2, "0");
 const hex4 = (n: number) => n.toString(16).padStart(4, "0");

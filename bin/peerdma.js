@@ -1,14 +1,18 @@
 #!/usr/bin/env node
-// Runs the compiled CLI (npm install builds it through `prepare`); falls back to the TypeScript
-// sources through tsx in a development checkout that has not been built.
+// Runs the bundled CLI (npm install builds it through `prepare`), else the compiled modules, else
+// the TypeScript sources through tsx in a development checkout that has not been built.
 import { existsSync } from "node:fs";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
-const dist = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
-if (existsSync(dist)) {
+const at = (rel) => fileURLToPath(new URL(rel, import.meta.url));
+const bundle = at("../dist/cli/peerdma.mjs");
+const dist = at("../dist/cli/main.js");
+if (existsSync(bundle)) {
+  await import(pathToFileURL(bundle).href);
+} else if (existsSync(dist)) {
   await import(pathToFileURL(dist).href);
 } else {
   const { register } = await import("tsx/esm/api");
   register();
-  await import(pathToFileURL(fileURLToPath(new URL("../src/cli/main.ts", import.meta.url))).href);
+  await import(pathToFileURL(at("../src/cli/main.ts")).href);
 }

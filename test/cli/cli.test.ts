@@ -1,7 +1,7 @@
 /** The CLI as a user runs it: JSON contracts of DESIGN.md, text output, exit codes, no stack traces. */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -260,4 +260,27 @@ test("BW-30 --compare nccl prints NCCL's figure beside ours: 24.000 vs 28.807 (G
     assert.equal(p.ncclGBps, Number(nccl));
   }
   assert.equal(peerdma("matrix", "builtin:spec-f", "--compare", "roofline").code, 2);
+});
+
+test("the shipped bundle (npm install builds it) reads the data files and runs the demo as the sources do", (t) => {
+  const bundle = join(ROOT, "dist/cli/peerdma.mjs");
+  if (!existsSync(bundle)) {
+    t.skip("dist/cli/peerdma.mjs not built (npm run build)");
+    return;
+  }
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, [join(ROOT, "bin/peerdma.js"), ...args], { encoding: "utf8", cwd: tmpdir() });
+  const machines = run("machines", "--json");
+  assert.equal(machines.status, 0, machines.stderr);
+  const names = JSON.parse(machines.stdout).machines.map((m: { name: string }) => m.name);
+  assert.ok(names.includes("builtin:storage-rdma"), names.join(" "));
+  // pci.ids found from the bundle's folder, not the working directory
+  const topo = run("topo", "builtin:storage-rdma");
+  assert.equal(topo.status, 0, topo.stderr);
+  const demo = run("demo", "--json");
+  assert.equal(demo.status, 0, demo.stderr);
+  assert.deepEqual(
+    JSON.parse(demo.stdout).spdk.overRdma,
+    JSON.parse(peerdma("demo", "--json").out).spdk.overRdma,
+  );
 });
