@@ -5,7 +5,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const at = (rel) => fileURLToPath(new URL(rel, import.meta.url));
-const bundle = at("../dist/cli/peerdma.mjs");
+const bundle = at("../dist/cli/bundle/main.mjs");
 const dist = at("../dist/cli/main.js");
 if (existsSync(bundle)) {
   await import(pathToFileURL(bundle).href);

@@ -1,18 +1,38 @@
 #!/usr/bin/env node
 /** peerdma command line. Each command lives in its own file and calls the library. */
 import { Command } from "commander";
-import { registerDemo } from "./commands/demo.js";
-import { registerExplain } from "./commands/explain.js";
-import { registerIommuGroups } from "./commands/iommu-groups.js";
-import { registerMachines } from "./commands/machines.js";
-import { registerMatrix } from "./commands/matrix.js";
-import { registerRun } from "./commands/run.js";
-import { registerScan } from "./commands/scan.js";
-import { registerTlp } from "./commands/tlp.js";
-import { registerTopo } from "./commands/topo.js";
 import { EXIT_BAD_INPUT } from "./io.js";
 
-export function buildProgram(): Command {
+type Register = (program: Command) => void;
+
+/**
+ * Each command's module, loaded only when needed: `peerdma tlp decode …` never loads the importers,
+ * zod or the XML parser (start-up is most of a small command's time).
+ */
+const COMMANDS: Record<string, () => Promise<Register>> = {
+  demo: async () => (await import("./commands/demo.js")).registerDemo,
+  machines: async () => (await import("./commands/machines.js")).registerMachines,
+  // scan.ts registers both `scan` and `export`
+  scan: async () => (await import("./commands/scan.js")).registerScan,
+  export: async () => (await import("./commands/scan.js")).registerScan,
+  topo: async () => (await import("./commands/topo.js")).registerTopo,
+  matrix: async () => (await import("./commands/matrix.js")).registerMatrix,
+  explain: async () => (await import("./commands/explain.js")).registerExplain,
+  "iommu-groups": async () => (await import("./commands/iommu-groups.js")).registerIommuGroups,
+  run: async () => (await import("./commands/run.js")).registerRun,
+  tlp: async () => (await import("./commands/tlp.js")).registerTlp,
+};
+
+/** The program with the command `argv` names (none for --version; all for help, a typo or no command). */
+export async function buildProgram(argv: string[] = process.argv): Promise<Command> {
+  const first = argv[2];
+  const named =
+    first !== undefined && Object.hasOwn(COMMANDS, first)
+      ? [first]
+      : first === "--version" || first === "-V"
+        ? []
+        : Object.keys(COMMANDS);
+  const registers = [...new Set(await Promise.all(named.map((n) => COMMANDS[n]())))];
   const program = new Command();
   program
     .name("peerdma")
@@ -47,16 +67,8 @@ Start with:
   peerdma run scenarios/spdk-cmb.yaml
   peerdma tlp decode --dword-order le 08000260 F0000004 E0200000 00080006 90F00000`,
     );
-  registerDemo(program);
-  registerMachines(program);
-  registerScan(program);
-  registerTopo(program);
-  registerMatrix(program);
-  registerExplain(program);
-  registerIommuGroups(program);
-  registerRun(program);
-  registerTlp(program);
+  for (const register of registers) register(program);
   return program;
 }
 
-buildProgram().parseAsync(process.argv);
+await (await buildProgram()).parseAsync(process.argv);

@@ -263,9 +263,9 @@ test("BW-30 --compare nccl prints NCCL's figure beside ours: 24.000 vs 28.807 (G
 });
 
 test("the shipped bundle (npm install builds it) reads the data files and runs the demo as the sources do", (t) => {
-  const bundle = join(ROOT, "dist/cli/peerdma.mjs");
+  const bundle = join(ROOT, "dist/cli/bundle/main.mjs");
   if (!existsSync(bundle)) {
-    t.skip("dist/cli/peerdma.mjs not built (npm run build)");
+    t.skip("dist/cli/bundle/main.mjs not built (npm run build)");
     return;
   }
   const run = (...args: string[]) =>
