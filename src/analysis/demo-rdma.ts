@@ -9,6 +9,9 @@ import { KernelError } from "../core/errors.js";
 import { UserBuffer } from "../core/file.js";
 import { hex } from "../core/hex.js";
 import { DmaEngine } from "../dataplane/engine.js";
+import { DynamicImporter } from "../dmabuf/importer.js";
+import { dmaBufDmaOf } from "../dmabuf/phys-vec.js";
+import { Machine } from "../machine/machine.js";
 import { encodeSqe, NVME_IO, NvmeController, NvmeHost } from "../nvme/index.js";
 import type { Fabric } from "../pci/fabric.js";
 import { PCI_COMMAND } from "../pci/regs.js";
@@ -170,6 +173,7 @@ export function spdkOverRdma(fabric: () => Fabric, nvmeBdf: string, nicBdf: stri
   const remoteWrite = (cid: number) => {
     const rkeyCmb = cmbMr!.rkey;
     const rkeyBell = bellMr!.rkey;
+    const mark = m.log.length;
     const data = dp.rdmaWrite(ib, rkeyCmb, CMB_IOVA + DATA_OFF, payload);
     if (data.statusName !== "SUCCESS") return { result: `data: ${wcText(data)}`, facts: [] };
     const slot = host.sqSlotBus(1) - host.cmb(0n).bus;
@@ -189,12 +193,21 @@ export function spdkOverRdma(fabric: () => Fabric, nvmeBdf: string, nicBdf: stri
     if (bell.statusName !== "SUCCESS") return { result: `doorbell: ${wcText(bell)}`, facts: [] };
     const cqes = host.reap(1);
     const landed = Buffer.from(ctrl.namespace.read(lba * 512n, payload.length)).equals(payload);
+    const inCmb = engine.cpuRead(host.cmb(DATA_OFF).cpu, 16).data;
+    const ran = m.log
+      .since(mark)
+      .map((x) => x.event)
+      .find((e) => e.kind === "nvme-command");
     return {
       result: cqes.length ? NvmeHost.describe(cqes[0]) : "no completion",
       facts: [
         `data ${wcText(data)}`,
+        `  CMB +${hex(DATA_OFF)} now holds ${Buffer.from(inCmb).toString("hex").replace(/(..)/g, "$1 ").trim()} …`,
         `command ${wcText(cmd)}`,
         `doorbell ${wcText(bell)}: SQ 1 tail → ${tail}`,
+        ran && ran.kind === "nvme-command"
+          ? `the controller executed ${ran.name} (opcode ${hex(ran.opcode, 2)}, cid ${ran.cid}, SQ ${ran.sqid}) fetched from the ${ran.fetchedFrom === "cmb" ? "CMB" : "host memory"}: ${ran.detail}`
+          : "the controller executed nothing",
         `LBA ${lba}..${lba + 7n} ${landed ? "hold the 4 KiB payload" : "do NOT hold the payload"}`,
       ],
     };
@@ -322,4 +335,73 @@ export function dataDirect(
     );
   }
   return { nic: o.nic, dmaPf: o.dmaPf, vuid: o.vuid, sysfsPath, registrations };
+}
+
+/**
+ * GPU to GPU through VFIO: the exporter GPU's VRAM aperture (BAR1) exported as a dma-buf, the other
+ * GPU imports it as a dynamic peer-to-peer importer and writes into it with the DMA address the
+ * map gave. A decode-off revoke calls move_notify; an importer that ignores it still holds an IOVA
+ * the IOMMU translates (unmapping is the importer's job), but the exporter no longer claims the
+ * request: Unsupported Request, and the CPU reads all-ones.
+ */
+export function gpuToGpu(fabric: () => Fabric, exporterBdf: string, importerBdf: string): RdmaStep[] {
+  const m = new Machine(fabric(), { kernel: { moveNotify: true } });
+  const engine = DmaEngine.of(m);
+  const gpu = m.device(importerBdf);
+  const exporter = m.device(exporterBdf);
+  const steps: RdmaStep[] = [];
+  const step = (action: string, body: () => { result: string; facts?: string[] }) => {
+    let out: { result: string; facts?: string[] };
+    try {
+      out = body();
+    } catch (e) {
+      out = { result: errText(e) };
+    }
+    steps.push({ action, result: out.result, facts: out.facts ?? [] });
+  };
+  const data = Uint8Array.from({ length: 256 }, (_, i) => (0xa0 + i) & 0xff);
+  const devFd = m.vfio.open(exporterBdf);
+  const imp = new DynamicImporter(m.dmabuf, gpu, "gpu0");
+  let dma = 0n;
+  let kind: "bus" | "iova" = "bus";
+  step(`export ${exporterBdf} BAR1 [0, 2 MiB) through VFIO; ${importerBdf} attaches and maps`, () => {
+    const fd = m.vfio.ioctl(
+      devFd,
+      VFIO_IOCTL.VFIO_DEVICE_FEATURE,
+      new UserBuffer(encodeFeatureDmaBuf({ regionIndex: 1, ranges: [{ offset: 0n, length: 2n * MiB }] })),
+    );
+    imp.attach(m.dmabuf.get(m.fds, fd));
+    const sgt = imp.map(0).sgt;
+    const d = dmaBufDmaOf(sgt);
+    kind = d?.mode === "bus" ? "bus" : "iova";
+    dma = sgt.sgl[0].dmaAddress;
+    return {
+      result: "0",
+      facts: [`${d?.mode === "bus" ? "BUS_ADDR" : "THRU_HOST_BRIDGE"}: DMA address ${hex(dma)} (${kind})`],
+    };
+  });
+  const write = () => {
+    const r = engine.dmaWrite(gpu, dma, data, { addressKind: kind, trace: false });
+    const back = engine.cpuRead(exporter.resources[1].start, 8).data;
+    return {
+      result:
+        r.status === "SC" ? `${r.bytesDelivered} bytes delivered` : `${r.status}: ${r.reason ?? ""}`.trim(),
+      facts: [
+        `route: ${r.route ? `${r.route.turn.kind} turn` : "none"}; ${r.bytesDelivered} of ${data.length} bytes reached the exporter's BAR`,
+        `exporter's BAR1 +0 reads ${Buffer.from(back).toString("hex").replace(/(..)/g, "$1 ").trim()} …`,
+      ],
+    };
+  };
+  step(`${importerBdf} writes 256 bytes to that address`, write);
+  step(
+    "the exporter's owner clears COMMAND.MEMORY (revoke); an importer ignoring move_notify writes again",
+    () => {
+      const cur = m.vfio.configRead(devFd, PCI_COMMAND, 2);
+      m.vfio.configWrite(devFd, PCI_COMMAND, 2, cur & ~2);
+      data.fill(0x5a);
+      const w = write();
+      return { result: w.result, facts: [`move_notify calls: ${imp.notifications}`, ...w.facts] };
+    },
+  );
+  return steps;
 }

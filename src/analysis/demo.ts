@@ -10,7 +10,14 @@ import { Machine } from "../machine/machine.js";
 import type { PciDev } from "../pci/device.js";
 import { describeVpd } from "../pci/vpd.js";
 import { pathPerformance } from "../perf/path.js";
-import { type DataDirectRun, dataDirect, type SpdkOverRdma, spdkOverRdma } from "./demo-rdma.js";
+import {
+  type DataDirectRun,
+  dataDirect,
+  gpuToGpu,
+  type RdmaStep,
+  type SpdkOverRdma,
+  spdkOverRdma,
+} from "./demo-rdma.js";
 import { type Lifecycle, vfioLifecycle } from "./demo-vfio.js";
 import { type Explanation, explain } from "./explain.js";
 import { buildMatrix, type Matrix } from "./matrix.js";
@@ -43,6 +50,8 @@ export interface DemoReport {
   };
   dataDirect: { gpu: string; candidates: DemoCandidatePath[]; faster: string; run: DataDirectRun };
   gpuToGpu: Explanation;
+  /** gpu1's BAR1 exported through VFIO, imported and written by gpu0, then revoked. */
+  gpuToGpuRun: RdmaStep[];
   iommuGroups: { id: number; devices: string[] }[];
   matrix: Matrix;
 }
@@ -119,6 +128,7 @@ export function storageRdmaDemo(): DemoReport {
       }),
     },
     gpuToGpu: explain(m, gpu1, gpu0),
+    gpuToGpuRun: gpuToGpu(fresh, gpu1.bdf, gpu0.bdf),
     iommuGroups: groupsAsBdfs(m.iommuGroups.groups),
     matrix: buildMatrix(m),
   };

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { dataDirect, spdkOverRdma } from "../../src/analysis/demo-rdma.js";
+import { dataDirect, gpuToGpu, spdkOverRdma } from "../../src/analysis/demo-rdma.js";
 import { loadBuiltin } from "../../src/import/builtin.js";
 
 const fresh = () => loadBuiltin("storage-rdma").fabric;
@@ -17,6 +17,14 @@ test("demo SPDK over RDMA: the NVMe WRITE submitted by RDMA completes, revokes s
   assert.equal(reg.result, "0");
   assert.match(io.result, /Successful Completion/);
   assert.ok(io.facts.includes("LBA 64..71 hold the 4 KiB payload"), io.facts.join("\n"));
+  // the payload's first bytes ((i * 31 + 7) & 0xff) seen in the CMB, and the command the log says ran
+  assert.ok(io.facts.some((f) => f.includes("CMB +0x100000 now holds 07 26 45 64")));
+  assert.ok(
+    io.facts.some((f) =>
+      /executed Write \(opcode 0x01, cid 65, SQ 1\) fetched from the CMB: write LBA 64 \+8/.test(f),
+    ),
+    io.facts.join("\n"),
+  );
   assert.ok(
     io.facts.every((f) => !f.includes("THRU_HOST_BRIDGE")),
     "same switch: bus addresses",
@@ -61,4 +69,15 @@ test("demo data direct: a NIC whose firmware VUID matches no DMA PF has no data-
   assert.match(d.sysfsPath, /^-EOPNOTSUPP|^-ENODEV/);
   assert.equal(d.registrations[0].issuer, "0000:81:00.0");
   assert.match(d.registrations[1].result, /^-/);
+});
+
+test("demo GPU to GPU: a VFIO export of gpu1's BAR1 mapped by gpu0 through the IOMMU takes its write; after a decode-off revoke the same IOVA reaches a GPU that no longer claims it", () => {
+  const [map, write, revoked] = gpuToGpu(fresh, "0000:31:00.0", "0000:06:00.0");
+  assert.equal(map.result, "0");
+  assert.match(map.facts[0], /^THRU_HOST_BRIDGE: DMA address 0x[0-9a-f]+ \(iova\)$/);
+  assert.equal(write.result, "256 bytes delivered");
+  assert.match(write.facts[1], /reads a0 a1 a2 a3/);
+  assert.match(revoked.result, /^UR: 0000:31:00\.0 has Memory Space Enable clear/);
+  assert.equal(revoked.facts[0], "move_notify calls: 1");
+  assert.match(revoked.facts[1], /0 of 256 bytes/);
 });

@@ -282,5 +282,6 @@ test("the shipped bundle (npm install builds it) reads the data files and runs t
   assert.deepEqual(
     JSON.parse(demo.stdout).spdk.overRdma,
     JSON.parse(peerdma("demo", "--json").out).spdk.overRdma,
+    "the bundle answers differently from the sources: stale? run npm run build",
   );
 });

@@ -91,7 +91,14 @@ export function renderDemo(d: DemoReport): string {
     );
   out.push("");
   out.push("3. GPU to GPU: gpu0 writing into gpu1's VRAM aperture (gpu1 is bound to vfio-pci)", "");
-  out.push(indent(renderExplanation(d.gpuToGpu, "")).trimEnd(), "");
+  out.push(indent(renderExplanation(d.gpuToGpu, "")).trimEnd(), "", "   On the model:", "");
+  for (const [i, s] of d.gpuToGpuRun.entries())
+    out.push(
+      `   ${String(i + 1).padStart(2)}. ${s.action}`,
+      `       → ${s.result}`,
+      ...s.facts.map((f) => `         ${f}`),
+    );
+  out.push("");
   out.push(`4. IOMMU groups (${d.iommuGroups.length}):`);
   for (const g of d.iommuGroups) out.push(`   group ${g.id}: ${g.devices.join(" ")}`);
   out.push("", "5. The whole P2P matrix:", "", indent(renderMatrix(d.matrix, "")));
