@@ -20,6 +20,7 @@ import {
   RDMA_DRIVER,
   RDMA_VERBS_IOCTL,
   type RdmaAccessKind,
+  RdmaDataPlane,
   type RdmaProfile,
   type Spawned,
 } from "../../src/rdma/index.js";
@@ -106,6 +107,8 @@ interface Target {
 
 function world(s: Setup, target: Target) {
   const live: Live[] = [];
+  // the data plane beside the translations: its revoke check sees every byte that lands
+  const dp = new RdmaDataPlane(s.rdma, { trace: false });
   const kmr = (l: Live) => s.rdma.fileOf(s.ctx.fd).mr(l.handle) as Mlx5Mr;
   const umems = () =>
     live.map((l) => {
@@ -142,6 +145,10 @@ function world(s: Setup, target: Target) {
     if (!live.length) return;
     const l = live[o.pick % live.length];
     const addr = l.iova + BigInt(o.delta);
+    if (KINDS[o.kind] === "remote-write") {
+      const wc = dp.rdmaWrite(s.ib, kmr(l).rkey, addr, new Uint8Array(o.len));
+      assert.equal(wc.bytesDelivered, wc.statusName === "SUCCESS" ? o.len : 0, wc.detail);
+    }
     const r = s.rdma.translate(s.ib, {
       key: kmr(l).rkey,
       addr,
@@ -235,6 +242,7 @@ function world(s: Setup, target: Target) {
       }
       check();
     }
+    assert.deepEqual(dp.revokedWrites, [], "bytes landed in a revoked exporter range");
     // tear everything down: nothing may remain
     while (live.length) dereg(0);
     s.rdma.close(s.ctx.fd);
