@@ -216,8 +216,21 @@ export function spdkOverRdma(fabric: () => Fabric, nvmeBdf: string, nicBdf: stri
   step("VFIO_DEVICE_RESET: both buffers revoked, then restored; the MRs re-map on next use", () => {
     m.vfio.ioctl(devFd, VFIO_IOCTL.VFIO_DEVICE_RESET, new UserBuffer(new Uint8Array(0)));
     const wc = dp.rdmaWrite(ib, cmbMr!.rkey, CMB_IOVA + DATA_OFF, payload.subarray(0, 64));
-    return { result: "0", facts: [`RDMA WRITE after the reset: ${wcText(wc)}`] };
+    return {
+      result: "0",
+      facts: [
+        `RDMA WRITE after the reset: ${wcText(wc)}`,
+        `the controller after the reset: ${ctrl.ready ? "still ready" : "not ready, CC.EN 0"}, I/O SQ 1 ${ctrl.queue("sq", 1) ? "still there" : "gone"}`,
+      ],
+    };
   });
+  step("SPDK re-initialises the controller (same SQ in the CMB)", () => {
+    const ready = host.enable();
+    const cq = host.createIoCq(1, 16);
+    const sq = host.createIoSq(1, 16, 1, { cmbOffset: 0n });
+    return { result: ready && NvmeHost.ok(cq) && NvmeHost.ok(sq) ? "CSTS.RDY, queues created" : "failed" };
+  });
+  step("the remote host submits the same NVMe WRITE again, by RDMA alone", () => remoteWrite(0x42));
   step("SPDK clears COMMAND.MEMORY: the buffers are revoked", () => {
     const cur = m.vfio.configRead(devFd, PCI_COMMAND, 2);
     m.vfio.configWrite(devFd, PCI_COMMAND, 2, cur & ~2);

@@ -176,6 +176,14 @@ export class NvmeController {
       firmware: opts.firmware ?? "1.0",
     };
     this.initRegisters();
+    // FLR / conventional reset of the function: a controller reset with every register at its
+    // default (NVMe base spec, "Controller Level Reset"); the CMB's contents are not cleared
+    const onPciReset = () => this.functionReset();
+    dev.resetHooks.push(onPciReset);
+    this.unhook.push(() => {
+      const i = dev.resetHooks.indexOf(onPciReset);
+      if (i >= 0) dev.resetHooks.splice(i, 1);
+    });
     const bars = engine.bars;
     this.unhook.push(
       bars.addHook(dev, 0, {
@@ -395,6 +403,21 @@ export class NvmeController {
       state: "enabled",
       detail: `admin SQ ${hex(asq)} (${asqs}), CQ ${hex(acq)} (${acqs})`,
     });
+  }
+
+  /** A PCI reset of the function: queues gone, registers back to their defaults. */
+  private functionReset(): void {
+    const wasEnabled = (this.reg32(NVME_REG.CC) & NVME_CC_EN) !== 0 || this.sqs.size > 0 || this.cqs.size > 0;
+    this.sqs.clear();
+    this.cqs.clear();
+    this.initRegisters();
+    if (wasEnabled)
+      this.emit({
+        kind: "nvme-state",
+        controller: this.dev.bdf,
+        state: "disabled",
+        detail: "PCI function reset",
+      });
   }
 
   /** Controller reset (CC.EN 1 → 0): every queue deleted, CSTS.RDY cleared. */

@@ -177,6 +177,11 @@ export class PciDev {
    * Device data from the machine file or a test (the config space does not carry the capability).
    */
   vpd: Uint8Array | null = null;
+  /**
+   * What a conventional or function-level reset does inside the function beyond config space (a
+   * device model's registers and queues), run by every reset while decode is off. Models add to it.
+   */
+  readonly resetHooks: (() => void)[] = [];
 
   constructor(
     readonly bus: PciBus,

@@ -78,9 +78,10 @@ export function resetBus(bridge: PciDev, opts: ResetOptions = {}): ResetRecord {
   return { device: bridge.bdf, method: "bus", affected: victims.map((v) => v.bdf) };
 }
 
-/** The reset itself: decode and bus mastering off, until restore. */
+/** The reset itself: decode and bus mastering off until restore, and the function's own state reset. */
 function pulseReset(dev: PciDev): void {
   dev.config.write16(PCI_COMMAND, 0);
+  for (const h of dev.resetHooks) h();
 }
 
 export function functionsBelow(bridge: PciDev): PciDev[] {

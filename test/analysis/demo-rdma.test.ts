@@ -11,7 +11,7 @@ const fresh = () => loadBuiltin("storage-rdma").fabric;
 
 test("demo SPDK over RDMA: the NVMe WRITE submitted by RDMA completes, revokes stop the NIC, nothing lands in revoked memory", () => {
   const r = spdkOverRdma(fresh, "0000:03:00.0", "0000:04:00.0");
-  const [setup, exp, reg, io, reset, off, on, close] = r.steps;
+  const [setup, exp, reg, io, reset, reinit, again, off, on, close] = r.steps;
   assert.equal(setup.result, "CSTS.RDY, queues created");
   assert.match(exp.result, /^fds \d+, \d+$/);
   assert.equal(reg.result, "0");
@@ -30,6 +30,10 @@ test("demo SPDK over RDMA: the NVMe WRITE submitted by RDMA completes, revokes s
     "same switch: bus addresses",
   );
   assert.match(reset.facts[0], /after the reset: SUCCESS/);
+  // the function reset was a controller reset: SPDK must bring the queues back
+  assert.equal(reset.facts[1], "the controller after the reset: not ready, CC.EN 0, I/O SQ 1 gone");
+  assert.equal(reinit.result, "CSTS.RDY, queues created");
+  assert.match(again.result, /^cid 66 .*Successful Completion/);
   assert.match(off.facts[0], /REM_ACCESS_ERR, 0 bytes delivered .*revoked/);
   assert.match(on.facts[0], /SUCCESS/);
   assert.match(close.facts[0], /REM_ACCESS_ERR, 0 bytes delivered/);

@@ -19,6 +19,7 @@ import {
 } from "../../src/nvme/index.js";
 import type { PciDev } from "../../src/pci/device.js";
 import { PCI_COMMAND_MEMORY } from "../../src/pci/regs.js";
+import { resetFunction } from "../../src/pci/reset.js";
 import { bytes, fromText, type Rig, storageRdma, switchMachine } from "../dataplane/helpers.js";
 
 interface NvmeRig extends Rig {
@@ -397,4 +398,30 @@ test("NVMe on a small machine file: CMB named by the file, CQ in the CMB too, al
   assert.deepEqual(ctrl.namespace.read(512n, 512), bytes(512, 3));
   // the CQE sits in the CMB
   assert.equal(decodeCqe(r.e.bars.peek(ssd, 2, 0x8000, 16)).cid, 3);
+});
+
+test("NVMe: a PCI function reset (FLR) is a controller reset — queues gone, CC and CSTS back to 0, commands ignored until re-enabled — while the CMB keeps its bytes", () => {
+  const r = storage();
+  const { e, host, nic, nvme, ctrl } = r;
+  assert.ok(host.enable());
+  host.createIoCq(1, 16);
+  host.createIoSq(1, 16, 1, { cmbOffset: 0n });
+  const marker = bytes(64, 9);
+  e.dmaWrite(nic, host.cmb(0x2000n).bus, marker, { addressKind: "bus" });
+  const mark = r.m.log.length;
+  assert.equal(resetFunction(nvme).method, "flr");
+  assert.equal(ctrl.ready, false);
+  assert.equal(host.reg32(NVME_REG.CC), 0);
+  assert.equal(host.reg32(NVME_REG.CSTS), 0);
+  assert.equal(ctrl.queue("sq", 1), undefined);
+  assert.ok(eventsSince(r, mark).some((x) => x.kind === "nvme-state" && x.state === "disabled"));
+  assert.deepEqual(e.cpuRead(host.cmb(0x2000n).cpu, 64).data, marker);
+  // a peer's command now rings a doorbell of a queue that does not exist: nothing runs
+  const before = ctrl.stats.commands;
+  peerSubmit(e, nic, host, 1, encodeSqe({ opcode: NVME_IO.FLUSH, cid: 5, nsid: 1 }));
+  assert.equal(ctrl.stats.commands, before);
+  // and the controller comes back like a new one
+  assert.ok(host.enable());
+  assert.ok(ok(host.createIoCq(1, 16)));
+  assert.ok(ok(host.createIoSq(1, 16, 1, { cmbOffset: 0n })));
 });
