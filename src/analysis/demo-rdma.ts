@@ -14,7 +14,6 @@ import { dmaBufDmaOf } from "../dmabuf/phys-vec.js";
 import { Machine } from "../machine/machine.js";
 import { encodeSqe, NVME_IO, NvmeController, NvmeHost } from "../nvme/index.js";
 import type { Fabric } from "../pci/fabric.js";
-import { PCI_COMMAND } from "../pci/regs.js";
 import { pathPerformance } from "../perf/path.js";
 import {
   cStringOf,
@@ -34,6 +33,7 @@ import {
   type WorkCompletion,
 } from "../rdma/index.js";
 import { encodeFeatureDmaBuf, VFIO_IOCTL } from "../vfio/index.js";
+import { setMemoryDecode } from "./demo-vfio.js";
 
 export interface RdmaStep {
   action: string;
@@ -92,13 +92,8 @@ function errText(e: unknown): string {
   return `-${e.errnoName} (${e.check})`;
 }
 
-/**
- * SPDK owns the NVMe through vfio-pci with an I/O queue pair whose SQ is in the CMB. It exports the
- * CMB and the doorbell page as dma-bufs and registers both as MRs on the RDMA NIC; a remote host
- * then submits an NVMe WRITE with nothing but RDMA WRITEs: the data, the command, the doorbell.
- */
-export function spdkOverRdma(fabric: () => Fabric, nvmeBdf: string, nicBdf: string): SpdkOverRdma {
-  const m = machineForProfile(fabric(), {}, { kernel: { moveNotify: true } }).machine;
+/** A list of steps and the function that runs one: a kernel error becomes the step's result. */
+function stepper() {
   const steps: RdmaStep[] = [];
   const step = (action: string, body: () => { result: string; facts?: string[] }) => {
     let out: { result: string; facts?: string[] };
@@ -109,6 +104,17 @@ export function spdkOverRdma(fabric: () => Fabric, nvmeBdf: string, nicBdf: stri
     }
     steps.push({ action, result: out.result, facts: out.facts ?? [] });
   };
+  return { steps, step };
+}
+
+/**
+ * SPDK owns the NVMe through vfio-pci with an I/O queue pair whose SQ is in the CMB. It exports the
+ * CMB and the doorbell page as dma-bufs and registers both as MRs on the RDMA NIC; a remote host
+ * then submits an NVMe WRITE with nothing but RDMA WRITEs: the data, the command, the doorbell.
+ */
+export function spdkOverRdma(fabric: () => Fabric, nvmeBdf: string, nicBdf: string): SpdkOverRdma {
+  const m = machineForProfile(fabric(), {}, { kernel: { moveNotify: true } }).machine;
+  const { steps, step } = stepper();
 
   const engine = DmaEngine.of(m);
   const nvme = m.device(nvmeBdf);
@@ -232,14 +238,12 @@ export function spdkOverRdma(fabric: () => Fabric, nvmeBdf: string, nicBdf: stri
   });
   step("the remote host submits the same NVMe WRITE again, by RDMA alone", () => remoteWrite(0x42));
   step("SPDK clears COMMAND.MEMORY: the buffers are revoked", () => {
-    const cur = m.vfio.configRead(devFd, PCI_COMMAND, 2);
-    m.vfio.configWrite(devFd, PCI_COMMAND, 2, cur & ~2);
+    setMemoryDecode(m, devFd, false);
     const wc = dp.rdmaWrite(ib, cmbMr!.rkey, CMB_IOVA + DATA_OFF, payload.subarray(0, 64));
     return { result: "0", facts: [`RDMA WRITE while decode is off: ${wcText(wc)}`] };
   });
   step("SPDK sets COMMAND.MEMORY again", () => {
-    const cur = m.vfio.configRead(devFd, PCI_COMMAND, 2);
-    m.vfio.configWrite(devFd, PCI_COMMAND, 2, cur | 2);
+    setMemoryDecode(m, devFd, true);
     const wc = dp.rdmaWrite(ib, cmbMr!.rkey, CMB_IOVA + DATA_OFF, payload.subarray(0, 64));
     return { result: "0", facts: [`RDMA WRITE: ${wcText(wc)}`] };
   });
@@ -362,16 +366,7 @@ export function gpuToGpu(fabric: () => Fabric, exporterBdf: string, importerBdf:
   const engine = DmaEngine.of(m);
   const gpu = m.device(importerBdf);
   const exporter = m.device(exporterBdf);
-  const steps: RdmaStep[] = [];
-  const step = (action: string, body: () => { result: string; facts?: string[] }) => {
-    let out: { result: string; facts?: string[] };
-    try {
-      out = body();
-    } catch (e) {
-      out = { result: errText(e) };
-    }
-    steps.push({ action, result: out.result, facts: out.facts ?? [] });
-  };
+  const { steps, step } = stepper();
   const data = Uint8Array.from({ length: 256 }, (_, i) => (0xa0 + i) & 0xff);
   const devFd = m.vfio.open(exporterBdf);
   const imp = new DynamicImporter(m.dmabuf, gpu, "gpu0");
@@ -409,8 +404,7 @@ export function gpuToGpu(fabric: () => Fabric, exporterBdf: string, importerBdf:
   step(
     "the exporter's owner clears COMMAND.MEMORY (revoke); an importer ignoring move_notify writes again",
     () => {
-      const cur = m.vfio.configRead(devFd, PCI_COMMAND, 2);
-      m.vfio.configWrite(devFd, PCI_COMMAND, 2, cur & ~2);
+      setMemoryDecode(m, devFd, false);
       data.fill(0x5a);
       const w = write();
       return { result: w.result, facts: [`move_notify calls: ${imp.notifications}`, ...w.facts] };

@@ -10,7 +10,7 @@ import { DynamicImporter } from "../dmabuf/importer.js";
 import { dmaBufDmaOf } from "../dmabuf/phys-vec.js";
 import { describeProfile, Machine } from "../machine/index.js";
 import type { Fabric } from "../pci/fabric.js";
-import { PCI_COMMAND } from "../pci/regs.js";
+import { PCI_COMMAND, PCI_COMMAND_MEMORY } from "../pci/regs.js";
 import { VfioDmaBuf } from "../vfio/dma-buf.js";
 import { encodeFeatureDmaBuf, VFIO_IOCTL } from "../vfio/index.js";
 
@@ -34,6 +34,12 @@ export interface Lifecycle {
   steps: LifecycleStep[];
   /** The same map under the Kconfig default CONFIG_DMABUF_MOVE_NOTIFY=n. */
   withoutMoveNotify: { result: string; why: string };
+}
+
+/** What SPDK does through the VFIO config region: COMMAND.MEMORY set or cleared. */
+export function setMemoryDecode(m: Machine, devFd: number, on: boolean): void {
+  const cur = m.vfio.configRead(devFd, PCI_COMMAND, 2);
+  m.vfio.configWrite(devFd, PCI_COMMAND, 2, on ? cur | PCI_COMMAND_MEMORY : cur & ~PCI_COMMAND_MEMORY);
 }
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;
@@ -135,8 +141,7 @@ export function vfioLifecycle(
     return mapFacts(nic);
   });
   step("SPDK clears COMMAND.MEMORY through the VFIO config region", () => {
-    const cur = m.vfio.configRead(devFd, PCI_COMMAND, 2);
-    m.vfio.configWrite(devFd, PCI_COMMAND, 2, cur & ~2);
+    setMemoryDecode(m, devFd, false);
     return { result: "0" };
   });
   step("the NIC tries to map while decode is off", () => {
@@ -145,8 +150,7 @@ export function vfioLifecycle(
     return { result: "0" };
   });
   step("SPDK sets COMMAND.MEMORY again", () => {
-    const cur = m.vfio.configRead(devFd, PCI_COMMAND, 2);
-    m.vfio.configWrite(devFd, PCI_COMMAND, 2, cur | 2);
+    setMemoryDecode(m, devFd, true);
     return { result: "0" };
   });
   step("the NIC maps again", () => mapFacts(nic));
