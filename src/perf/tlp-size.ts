@@ -225,7 +225,9 @@ export function splitCompletions(
     let stop: bigint;
     if (policy === "rcb") stop = (a / r + 1n) * r;
     else {
-      stop = a + BigInt(maxCpl);
+      // MPS bounds the Length field, which counts whole DWs from the DW holding the first byte:
+      // an unaligned start leaves fewer than maxCpl bytes
+      stop = (a & ~3n) + BigInt(maxCpl);
       // every completion but the last ends on an RCB boundary
       if (stop < end) stop = (stop / r) * r;
     }

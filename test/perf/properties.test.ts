@@ -80,6 +80,9 @@ test("property: completions conserve bytes, end on RCB boundaries (but the last)
           assert.equal(c.byteCount, remaining);
           assert.equal(c.lowerAddress, Number(c.address & 0x7fn));
           assert.ok(c.length > 0 && c.length <= maxCpl);
+          // the Length field (whole DWs from the DW of the first byte) is what MPS bounds
+          const dws = (c.address + BigInt(c.length) + 3n) / 4n - c.address / 4n;
+          assert.ok(Number(dws) * 4 <= maxCpl, `${dws} DW > ${maxCpl} bytes at ${c.address}`);
           if (i < cpl.length - 1) assert.equal((c.address + BigInt(c.length)) % BigInt(rcb), 0n);
           remaining -= c.length;
         });

@@ -103,3 +103,14 @@ test("BW-14 MPS/MRRS decode 0→128 … 5→4096; 6 and 7 are reserved → Input
     (e: unknown) => e instanceof InputError && /Max_Read_Request_Size/.test(e.message),
   );
 });
+
+test("completion splitting: an unaligned read of 126 bytes at 0xDB with MPS 128 is 26 + 7 DW, never one 33-DW completion (found by the data-plane property, seed 108105233)", () => {
+  const c = splitCompletions(0xdbn, 126, { rcb: 64, maxCpl: 128, policy: "max" });
+  assert.deepEqual(
+    c.map((x) => [Number(x.address), x.length, x.byteCount]),
+    [
+      [0xdb, 0x140 - 0xdb, 126],
+      [0x140, 0xdb + 126 - 0x140, 0xdb + 126 - 0x140],
+    ],
+  );
+});
