@@ -64,6 +64,8 @@ export class KFile {
 /** A process's descriptor table. */
 export class FdTable {
   private readonly fds = new Map<number, { file: KFile; cloexec: boolean }>();
+  /** `files->next_fd`: no descriptor below it is free, so the search for the lowest starts there. */
+  private nextFd = 0;
   constructor(
     /** RLIMIT_NOFILE: descriptors 0 … max-1. */
     public max = 1024,
@@ -71,9 +73,10 @@ export class FdTable {
 
   /** `get_unused_fd_flags` + `fd_install`: the lowest free number; -EMFILE when full. */
   install(file: KFile, flags = 0): number {
-    for (let fd = 0; fd < this.max; fd++)
+    for (let fd = this.nextFd; fd < this.max; fd++)
       if (!this.fds.has(fd)) {
         this.fds.set(fd, { file, cloexec: (flags & O_CLOEXEC) !== 0 });
+        this.nextFd = fd + 1;
         return fd;
       }
     throw new KernelError("EMFILE", "get_unused_fd_flags: descriptor table full");
@@ -100,6 +103,7 @@ export class FdTable {
     const e = this.fds.get(fd);
     if (!e) throw new KernelError("EBADF", `close: descriptor ${fd} is not open`);
     this.fds.delete(fd);
+    if (fd < this.nextFd) this.nextFd = fd;
     e.file.put();
   }
 
@@ -110,6 +114,64 @@ export class FdTable {
 
   entries(): [number, KFile][] {
     return [...this.fds.entries()].map(([fd, e]) => [fd, e.file]);
+  }
+}
+
+/**
+ * The read side of a `DataView` (little-endian flag and all): what ioctl handlers use of a struct
+ * copied from user memory. A `DataView` is one; so is what {@link UserBuffer.copyFromUser} returns.
+ */
+export interface StructView {
+  readonly byteLength: number;
+  getUint8(offset: number): number;
+  getUint16(offset: number, littleEndian?: boolean): number;
+  getUint32(offset: number, littleEndian?: boolean): number;
+  getInt32(offset: number, littleEndian?: boolean): number;
+  getBigUint64(offset: number, littleEndian?: boolean): bigint;
+}
+
+/**
+ * A struct copied from user memory: reads relative to its start, straight from the argument's
+ * bytes (a `DataView` per copy cost more than the rest of an export). Reads past the struct throw
+ * a RangeError, as a `DataView` of the struct alone would.
+ */
+class UserStruct implements StructView {
+  constructor(
+    private readonly bytes: Uint8Array,
+    private readonly base: number,
+    readonly byteLength: number,
+  ) {}
+
+  private at(offset: number, size: number): number {
+    if (offset < 0 || offset + size > this.byteLength)
+      throw new RangeError(`offset ${offset} is outside the ${this.byteLength}-byte struct`);
+    return this.base + offset;
+  }
+
+  getUint8(offset: number): number {
+    return this.bytes[this.at(offset, 1)];
+  }
+  getUint16(offset: number, littleEndian?: boolean): number {
+    const i = this.at(offset, 2);
+    const b = this.bytes;
+    return littleEndian ? b[i] | (b[i + 1] << 8) : (b[i] << 8) | b[i + 1];
+  }
+  getUint32(offset: number, littleEndian?: boolean): number {
+    return this.getInt32(offset, littleEndian) >>> 0;
+  }
+  getInt32(offset: number, littleEndian?: boolean): number {
+    const i = this.at(offset, 4);
+    const b = this.bytes;
+    return littleEndian
+      ? b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)
+      : (b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3];
+  }
+  getBigUint64(offset: number, littleEndian?: boolean): bigint {
+    this.at(offset, 8);
+    const lo = this.getUint32(littleEndian ? offset : offset + 4, littleEndian);
+    const hi = this.getUint32(littleEndian ? offset + 4 : offset, littleEndian);
+    // most fields (offsets, lengths) fit 32 bits: one bigint instead of four
+    return hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo);
   }
 }
 
@@ -131,10 +193,21 @@ export class UserBuffer {
     return this.bytes?.length ?? 0;
   }
 
-  copyFromUser(offset: number, len: number, what: string): DataView {
-    if (!this.bytes || offset < 0 || offset + len > this.bytes.length)
+  /** `copy_from_user` of a struct: -EFAULT unless all of [offset, offset+len) is readable. */
+  copyFromUser(offset: number, len: number, what: string): StructView {
+    return new UserStruct(this.readable(offset, len, what), offset, len);
+  }
+
+  /** `copy_from_user` into a kernel buffer: the bytes of [offset, offset+len). */
+  copyBytesFromUser(offset: number, len: number, what: string): Uint8Array {
+    return this.readable(offset, len, what).slice(offset, offset + len);
+  }
+
+  private readable(offset: number, len: number, what: string): Uint8Array {
+    const b = this.bytes;
+    if (!b || offset < 0 || offset + len > b.length)
       throw new KernelError("EFAULT", `copy_from_user: ${what} (${len} bytes at +${offset}) not readable`);
-    return new DataView(this.bytes.buffer, this.bytes.byteOffset + offset, len);
+    return b;
   }
 
   copyToUser(offset: number, data: Uint8Array, what: string): void {

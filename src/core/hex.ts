@@ -8,5 +8,6 @@ export const U64_MASK = (1n << 64n) - 1n;
 
 /** Two's-complement wrap to u64 (kernel arithmetic on phys_addr_t / dma_addr_t). */
 export function u64(n: bigint): bigint {
-  return n & U64_MASK;
+  // comparisons allocate nothing; the mask makes a new bigint, so only when it changes the value
+  return n >= 0n && n <= U64_MASK ? n : n & U64_MASK;
 }

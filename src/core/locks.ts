@@ -7,26 +7,46 @@
 import type { Diagnostics } from "./diagnostics.js";
 import { KernelBug } from "./errors.js";
 
+/** A lock class (all reservation locks share one): the classes seen taken while it was held. */
+interface LockClass {
+  readonly name: string;
+  readonly takenInside: Set<LockClass>;
+}
+
 export class LockChecker {
   private readonly held: Lock[] = [];
-  /** outer class → classes taken while it was held. */
-  private readonly edges = new Map<string, Set<string>>();
+  /** Classes by name, in the order first seen; each knows the classes taken inside it. */
+  private readonly classes = new Map<string, LockClass>();
   constructor(private readonly diag: Diagnostics) {}
 
+  /** The class named `name` (made on first use: locks look theirs up once, not per acquire). */
+  lockClass(name: string): LockClass {
+    let c = this.classes.get(name);
+    if (!c) {
+      c = { name, takenInside: new Set() };
+      this.classes.set(name, c);
+    }
+    return c;
+  }
+
   acquire(l: Lock, how: "write" | "read" = "write"): void {
-    if (this.held.includes(l)) {
+    const held = this.held;
+    if (held.includes(l)) {
       this.diag.record(`deadlock:${l.cls}`, `${l.name} taken again while held (${how})`);
       throw new KernelBug(`lock ${l.name}`, "recursive locking: would deadlock");
     }
-    for (const h of this.held) {
-      if (h.cls === l.cls) continue;
-      if (this.edges.get(l.cls)?.has(h.cls))
-        this.diag.record("lockdep:inversion", `${h.cls} -> ${l.cls} after ${l.cls} -> ${h.cls} was seen`);
-      const after = this.edges.get(h.cls);
-      if (!after) this.edges.set(h.cls, new Set([l.cls]));
-      else after.add(l.cls);
+    const inner = l.lockClass;
+    for (let i = 0; i < held.length; i++) {
+      const outer = held[i].lockClass;
+      if (outer === inner) continue;
+      if (inner.takenInside.has(outer))
+        this.diag.record(
+          "lockdep:inversion",
+          `${outer.name} -> ${inner.name} after ${inner.name} -> ${outer.name} was seen`,
+        );
+      outer.takenInside.add(inner);
     }
-    this.held.push(l);
+    held.push(l);
   }
 
   release(l: Lock): void {
@@ -46,7 +66,7 @@ export class LockChecker {
 
   /** Learned ordering, e.g. ["memory_lock>dma_resv"]. */
   order(): string[] {
-    return [...this.edges].flatMap(([a, bs]) => [...bs].map((b) => `${a}>${b}`));
+    return [...this.classes.values()].flatMap((a) => [...a.takenInside].map((b) => `${a.name}>${b.name}`));
   }
 }
 
@@ -55,6 +75,7 @@ export class Lock {
   private isHeld = false;
   /** Injected contention: the next `trylock` fails. */
   contended = false;
+  readonly lockClass: LockClass;
   constructor(
     readonly checker: LockChecker,
     /** Lock class for ordering (all reservation locks share one). */
@@ -62,7 +83,9 @@ export class Lock {
     private readonly baseName: string,
     /** Instance number shown in the name (e.g. the buffer id). */
     private readonly instance?: number,
-  ) {}
+  ) {
+    this.lockClass = checker.lockClass(cls);
+  }
 
   get name(): string {
     return this.instance === undefined ? this.baseName : `${this.baseName}#${this.instance}`;

@@ -84,12 +84,24 @@ export class DmaBufAttachment {
     readonly peer2peer: boolean,
     readonly importerOps: ImporterOps | null,
     readonly importerPriv: unknown,
-    /** A name for logs ("A", "iommufd", "mlx5_ib mr 3"). */
-    readonly label: string,
+    /** A name for logs ("A", "iommufd", "mlx5_ib mr 3"); empty: `attach#<id>`. */
+    private readonly name: string,
   ) {}
+  /** Built when asked: a string per attach cost more than the attach itself. */
+  get label(): string {
+    return this.name || `attach#${this.id}`;
+  }
   get dynamic(): boolean {
     return this.importerOps !== null;
   }
+}
+
+/**
+ * `dma_resv_assert_held(attach->dmabuf->resv)` for exporters that map with the phys_vec helper
+ * (its `assertLockHeld` option).
+ */
+export function assertAttachResvHeld(a: DmaBufAttachment, site: string): void {
+  a.dmabuf.resv.assertHeld(site);
 }
 
 /** What the core reports to the machine's event log. */
@@ -235,10 +247,12 @@ export class DmaBufCore {
       importerOps ? importerOps.allowPeer2peer : false,
       importerOps,
       importerPriv,
-      label || `attach#${id}`,
+      label,
     );
     buf.ops.attach?.(buf, a); // exporter errors propagate; nothing was linked
-    buf.resv.with(() => buf.attachments.unshift(a)); // head insertion: newest first
+    buf.resv.lock();
+    buf.attachments.unshift(a); // head insertion: newest first
+    buf.resv.unlock();
     if (this.tracing())
       this.emit({
         kind: "attach",
@@ -263,10 +277,10 @@ export class DmaBufCore {
       return;
     }
     buf.resv.assertNotHeld("dma_buf_detach");
-    buf.resv.with(() => {
-      const i = buf.attachments.indexOf(a);
-      if (i >= 0) buf.attachments.splice(i, 1);
-    });
+    buf.resv.lock();
+    const i = buf.attachments.indexOf(a);
+    if (i >= 0) buf.attachments.splice(i, 1);
+    buf.resv.unlock();
     if (a.mappings.size)
       this.diag.record("leak:mapping-on-detach", `${a.label} detached with ${a.mappings.size} mapping(s)`);
     buf.ops.detach?.(buf, a);
@@ -321,7 +335,14 @@ export class DmaBufCore {
   }
 
   mapAttachmentUnlocked(a: DmaBufAttachment, dir: DmaDataDirection): SgTable {
-    return a.dmabuf.resv.with(() => this.mapAttachment(a, dir));
+    // lock and unlock in place rather than `resv.with`: no closure per map on this hot path
+    const resv = a.dmabuf.resv;
+    resv.lock();
+    try {
+      return this.mapAttachment(a, dir);
+    } finally {
+      resv.unlock();
+    }
   }
 
   /** `dma_buf_unmap_attachment` (lock held). */
@@ -338,7 +359,13 @@ export class DmaBufCore {
   }
 
   unmapAttachmentUnlocked(a: DmaBufAttachment, sgt: SgTable, dir: DmaDataDirection): void {
-    a.dmabuf.resv.with(() => this.unmapAttachment(a, sgt, dir));
+    const resv = a.dmabuf.resv;
+    resv.lock();
+    try {
+      this.unmapAttachment(a, sgt, dir);
+    } finally {
+      resv.unlock();
+    }
   }
 
   /**

@@ -56,11 +56,24 @@ export interface PhysVecAttachment {
   dmabuf: unknown;
 }
 
+/**
+ * `dma_resv_assert_held(attach->dmabuf->resv)`, asked of the caller: throws {@link KernelBug} when
+ * the lock is not held. Given the attachment and the helper's name, so one function can serve
+ * every call (no closure per map).
+ */
+export type AssertResvHeld<A extends PhysVecAttachment = PhysVecAttachment> = (
+  attach: A,
+  site: string,
+) => void;
+
 export type SgChunk = "uint_max" | "page_aligned";
 export type IovaLinkOffset = "zero" | "cumulative";
 
 /** `P` is the caller's provider type (p2pdma's carries more fields, e.g. the BAR). */
-export interface PhysVecOptions<P extends P2pdmaProvider = P2pdmaProvider> {
+export interface PhysVecOptions<
+  P extends P2pdmaProvider = P2pdmaProvider,
+  A extends PhysVecAttachment = PhysVecAttachment,
+> {
   /** The machine's DMA API. */
   dma: DmaApi;
   /**
@@ -79,8 +92,7 @@ export interface PhysVecOptions<P extends P2pdmaProvider = P2pdmaProvider> {
   diag?: Diagnostics;
   /** Sites `kzalloc:dma_buf_dma`, `kzalloc:dma_iova_state`, `sg_alloc_table`. */
   faults?: FaultInjector;
-  /** `dma_resv_assert_held(attach->dmabuf->resv)`: throws {@link KernelBug} when the lock is not held. */
-  assertLockHeld?: () => void;
+  assertLockHeld?: AssertResvHeld<A>;
   /**
    * Largest table the model allocates; above it `sg_alloc_table` fails with -ENOMEM (a modelling
    * bound standing for the kernel running out of memory). Default 1 << 22 entries.
@@ -97,11 +109,18 @@ export interface SgEntry {
   dmaLen: bigint;
 }
 
+/**
+ * `container_of(sgt, struct dma_buf_dma, sgt)`: the mapping behind a table. A symbol key keeps it
+ * out of JSON and of the table's printed form; a WeakMap cost a fifth of an export cycle in GC.
+ */
+const DMA_BUF_DMA: unique symbol = Symbol("dma_buf_dma");
+
 export interface SgTable {
   sgl: SgEntry[];
   nents: number;
   /** Always 0: there is no CPU list. */
   origNents: number;
+  [DMA_BUF_DMA]?: DmaBufDma;
 }
 
 export type DmaBufDmaMode = "bus" | "iova" | "per-range";
@@ -117,6 +136,7 @@ export interface DmaBufDma {
 
 export const UINT_MAX = 0xffff_ffffn;
 const U32 = 1n << 32n;
+const U32_NUMBER = 2 ** 32;
 
 /** Chunk length of one entry under the variant (§5.3). */
 export function sgChunkLen(variant: SgChunk): bigint {
@@ -127,12 +147,9 @@ function divRoundUp(n: bigint, d: bigint): bigint {
   return u64(n + d - 1n) / d; // DIV_ROUND_UP in 64-bit arithmetic
 }
 
-/** `container_of(sgt, struct dma_buf_dma, sgt)`. */
-const owners = new WeakMap<SgTable, DmaBufDma>();
-
 /** The mapping object behind a table returned by {@link dmaBufPhysVecToSgt}. */
 export function dmaBufDmaOf(sgt: SgTable): DmaBufDma | undefined {
-  return owners.get(sgt);
+  return sgt[DMA_BUF_DMA];
 }
 
 function fail(name: ErrnoName, check: string, spec?: SpecId, detail?: string): never {
@@ -159,16 +176,18 @@ export function calcSgNents(
 ): number {
   const chunk = sgChunkLen(variant);
   if (iovaMode) return Number(divRoundUp(size, chunk) % U32);
-  let n = 0n;
-  for (const r of ranges) {
+  // A double holds the 32-bit counter exactly: each step adds below 2^32 and wraps at once.
+  let n = 0;
+  for (let i = 0; i < ranges.length; i++) {
+    const len = ranges[i].len;
     // common case first: a range that fits one entry (no bigint division)
-    n += r.len > 0n && r.len <= chunk ? 1n : divRoundUp(r.len, chunk) % U32;
-    if (n >= U32) {
+    n += len > 0n && len <= chunk ? 1 : Number(divRoundUp(len, chunk) % U32);
+    if (n >= U32_NUMBER) {
       if (variant === "page_aligned") return 0;
-      n %= U32;
+      n %= U32_NUMBER;
     }
   }
-  return Number(n);
+  return n;
 }
 
 function zeroEntry(): SgEntry {
@@ -201,24 +220,65 @@ function fillSgEntry(sgt: SgTable, cursor: number, length: bigint, addr: bigint,
   return c;
 }
 
+/** What a failed map leaves to undo (§5.2 unwind): the ranges done so far and how. */
+interface MapProgress {
+  dev: DmaDevice;
+  state: DmaIovaState | null;
+  iovaMode: boolean;
+  size: bigint;
+  dir: DmaDataDirection;
+  /** Ranges handled before the failure. */
+  done: number;
+  mappedLen: bigint;
+}
+
+/** An IOVA reservation dropped without dma_iova_free stays allocated for good. */
+function recordIovaLeak(diag: Diagnostics, p: MapProgress, why: string): void {
+  if (p.iovaMode && p.state)
+    diag.record(
+      "leak:iova",
+      `${deviceName(p.dev)}: IOVA ${hex(p.state.addr)}+${hex(p.size)} left reserved (${why})`,
+    );
+}
+
+/** The kernel's unwind after a failed range (§5.2), then the error. */
+function unwindAndFail(
+  dma: DmaApi,
+  diag: Diagnostics,
+  sgt: SgTable,
+  p: MapProgress,
+  ret: number,
+  check: string,
+): never {
+  if (p.done === 0 || p.state === null) {
+    recordIovaLeak(diag, p, "failure at the first range");
+  } else if (p.iovaMode) {
+    dma.dmaIovaDestroy(p.dev, p.state, p.mappedLen, p.dir, DMA_ATTR_MMIO);
+  } else {
+    // Every entry, including the ones never filled (0, 0): harmless no-ops.
+    for (const e of sgt.sgl) dma.dmaUnmapPhys(p.dev, e.dmaAddress, e.dmaLen, p.dir, DMA_ATTR_MMIO);
+  }
+  return failErrno(ret, check);
+}
+
 /**
  * `dma_buf_phys_vec_to_sgt(attach, provider, ranges, nr, size, dir)` (§5.2). Returns the table;
  * {@link dmaBufDmaOf} gives the mode, IOVA state and size behind it.
  */
-export function dmaBufPhysVecToSgt<P extends P2pdmaProvider>(
-  attach: PhysVecAttachment | null | undefined,
+export function dmaBufPhysVecToSgt<P extends P2pdmaProvider, A extends PhysVecAttachment>(
+  attach: A | null | undefined,
   provider: P | null | undefined,
   ranges: readonly PhysVec[],
   size: bigint,
   dir: DmaDataDirection,
-  opts: PhysVecOptions<P>,
+  opts: PhysVecOptions<P, A>,
 ): SgTable {
   const diag = opts.diag ?? opts.dma.diag;
   const faults = opts.faults ?? NO_FAULTS;
   const variant = opts.sgChunk ?? "uint_max";
   const chunk = sgChunkLen(variant);
   const dma = opts.dma;
-  opts.assertLockHeld?.();
+  if (attach) opts.assertLockHeld?.(attach, "dma_buf_phys_vec_to_sgt");
 
   // 1. This function works on MMIO of a provider only.
   if (!attach?.dmabuf || !provider) {
@@ -255,95 +315,84 @@ export function dmaBufPhysVecToSgt<P extends P2pdmaProvider>(
   }
   const iovaMode = state !== null && dmaUseIova(state);
   const mode: DmaBufDmaMode = state === null ? "bus" : iovaMode ? "iova" : "per-range";
-
-  // An IOVA reservation dropped without dma_iova_free stays allocated for good.
-  const leakIova = (why: string) => {
-    if (iovaMode && state)
-      diag.record(
-        "leak:iova",
-        `${deviceName(dev)}: IOVA ${hex(state.addr)}+${hex(size)} left reserved (${why})`,
-      );
-  };
+  const progress: MapProgress = { dev, state, iovaMode, size, dir, done: 0, mappedLen: 0n };
 
   // 4-5. The table.
   const nents = calcSgNents(ranges, size, iovaMode, variant);
   if (nents === 0) {
-    leakIova("sg_alloc_table failed");
+    recordIovaLeak(diag, progress, "sg_alloc_table failed");
     fail("EINVAL", "sg_alloc_table: zero entries");
   }
   const e5 = nents > (opts.maxSgEntries ?? 1 << 22) ? "ENOMEM" : faults.check("sg_alloc_table");
   if (e5) {
-    leakIova("sg_alloc_table failed");
+    recordIovaLeak(diag, progress, "sg_alloc_table failed");
     fail(e5, "sg_alloc_table", undefined, `${nents} entries`);
   }
   const sgl: SgEntry[] = new Array(nents);
   for (let k = 0; k < nents; k++) sgl[k] = zeroEntry();
-  const sgt: SgTable = { sgl, nents, origNents: 0 };
+  const sgt: SgTable = { sgl, nents, origNents: 0, [DMA_BUF_DMA]: undefined };
 
   // 6. Map every range in order.
   const wrap32 = variant === "uint_max"; // 6.19 keeps mapped_len in an unsigned int
-  let mappedLen = 0n;
+  const cumulative = opts.iovaLinkOffset === "cumulative";
   let linkOffset = 0n;
   let cursor = 0;
-  let i = 0;
-  const unwind = (err: () => never): never => {
-    if (i === 0 || state === null) {
-      leakIova("failure at the first range");
-    } else if (iovaMode) {
-      dma.dmaIovaDestroy(dev, state, mappedLen, dir, DMA_ATTR_MMIO);
-    } else {
-      // Every entry, including the ones never filled (0, 0): harmless no-ops.
-      for (const e of sgt.sgl) dma.dmaUnmapPhys(dev, e.dmaAddress, e.dmaLen, dir, DMA_ATTR_MMIO);
-    }
-    return err();
-  };
-
-  for (i = 0; i < ranges.length; i++) {
+  for (let i = 0; i < ranges.length; i++) {
+    progress.done = i;
     const r = ranges[i];
     let addr = 0n;
     if (state === null) {
       addr = u64(r.paddr + provider.busOffset); // pci_p2pdma_bus_addr_map
     } else if (iovaMode) {
       // 6.19 links every range at IOVA offset 0 (§5.2 model note); 'cumulative' packs them.
-      const off = opts.iovaLinkOffset === "cumulative" ? linkOffset : 0n;
-      const ret = dma.dmaIovaLink(dev, state, r.paddr, off, r.len, dir, DMA_ATTR_MMIO);
-      if (ret) unwind(() => failErrno(ret, "dma_iova_link"));
+      const ret = dma.dmaIovaLink(
+        dev,
+        state,
+        r.paddr,
+        cumulative ? linkOffset : 0n,
+        r.len,
+        dir,
+        DMA_ATTR_MMIO,
+      );
+      if (ret) unwindAndFail(dma, diag, sgt, progress, ret, "dma_iova_link");
       linkOffset += r.len;
-      mappedLen = wrap32 ? (mappedLen + r.len) % U32 : mappedLen + r.len;
+      const mapped = progress.mappedLen + r.len;
+      progress.mappedLen = wrap32 ? mapped % U32 : mapped;
     } else {
       addr = dma.dmaMapPhys(dev, r.paddr, r.len, dir, DMA_ATTR_MMIO);
       const ret = dma.dmaMappingError(dev, addr);
-      if (ret) unwind(() => failErrno(ret, "dma_map_phys"));
+      if (ret) unwindAndFail(dma, diag, sgt, progress, ret, "dma_map_phys");
     }
     if (!iovaMode) cursor = fillSgEntry(sgt, cursor, r.len, addr, chunk);
   }
+  progress.done = ranges.length;
 
   // 7. One entry run for the whole IOVA range.
   if (iovaMode && state) {
+    const mappedLen = progress.mappedLen;
     if (mappedLen !== size)
       warnOnce(diag, "dma-buf-phys-vec-to-sgt-mapped-len", `mapped ${hex(mappedLen)} of ${hex(size)}`);
     const ret = dma.dmaIovaSync(dev, state, 0n, mappedLen);
-    if (ret) unwind(() => failErrno(ret, "dma_iova_sync"));
+    if (ret) unwindAndFail(dma, diag, sgt, progress, ret, "dma_iova_sync");
     cursor = fillSgEntry(sgt, cursor, mappedLen, state.addr, chunk);
   }
 
   // 8. The table must be exactly full.
   if (cursor !== nents)
     warnOnce(diag, "dma-buf-phys-vec-to-sgt-nents", `filled ${cursor} of ${nents} entries`);
-  const result: DmaBufDma = { sgt, state, size, mode, freed: false };
-  owners.set(sgt, result);
+  sgt[DMA_BUF_DMA] = { sgt, state, size, mode, freed: false };
   return sgt;
 }
 
 /** `dma_buf_free_sgt(attach, sgt, dir)` (§5.4): undoes the mapping by mode, using the recorded size. */
-export function dmaBufFreeSgt(
-  attach: PhysVecAttachment,
+export function dmaBufFreeSgt<A extends PhysVecAttachment>(
+  attach: A,
   sgt: SgTable,
   dir: DmaDataDirection,
-  opts: { dma: DmaApi; assertLockHeld?: () => void },
+  opts: { dma: DmaApi; assertLockHeld?: AssertResvHeld<A> },
 ): void {
-  opts.assertLockHeld?.();
-  const d = owners.get(sgt);
+  opts.assertLockHeld?.(attach, "dma_buf_free_sgt");
+  const d = sgt[DMA_BUF_DMA];
   if (!d) throw new KernelBug("dma_buf_free_sgt", "table not made by dma_buf_phys_vec_to_sgt");
   if (d.freed) throw new KernelBug("dma_buf_free_sgt", "table freed twice");
   const dev = attach.dev;

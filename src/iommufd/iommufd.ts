@@ -233,8 +233,7 @@ export class IommufdCtx {
     }
     const bytes = new Uint8Array(d.size);
     const n = Math.min(userSize, d.size);
-    const src = arg.copyFromUser(0, n, d.name);
-    bytes.set(new Uint8Array(src.buffer, src.byteOffset, n));
+    bytes.set(arg.copyBytesFromUser(0, n, d.name));
     const u = new Ucmd(arg, userSize, d, bytes);
     switch (cmd) {
       case IOMMUFD_CMD.IOMMU_DESTROY:

@@ -115,9 +115,8 @@ export class Machine {
   }
 
   get dmabuf(): DmaBufCore {
-    const revocableWait = this.kernel.revokeSemantics === "revocable_wait";
     this.dmabufCache ??= new DmaBufCore(
-      { moveNotify: this.kernel.moveNotify, revocableWait },
+      { moveNotify: this.kernel.moveNotify, revocableWait: this.kernel.revokeSemantics === "revocable_wait" },
       this.diag,
       this.locks,
       (e) => this.log.emit(e),

@@ -13,7 +13,12 @@
 import { KernelError } from "../core/errors.js";
 import { O_CLOEXEC, O_RDWR } from "../core/file.js";
 import type { DmaDataDirection } from "../dma/direction.js";
-import type { DmaBuf, DmaBufAttachment, DmaBufOps } from "../dmabuf/dma-buf.js";
+import {
+  assertAttachResvHeld,
+  type DmaBuf,
+  type DmaBufAttachment,
+  type DmaBufOps,
+} from "../dmabuf/dma-buf.js";
 import { dmaBufFreeSgt, dmaBufPhysVecToSgt, type PhysVec, type SgTable } from "../dmabuf/phys-vec.js";
 import type { Machine } from "../machine/machine.js";
 import type { P2pdmaProvider } from "../p2pdma/p2pdma.js";
@@ -126,17 +131,14 @@ export class PinnableExporter {
           iovaLinkOffset: k.iovaLinkOffset,
           diag: m.diag,
           faults: m.faults,
-          assertLockHeld: () => a.dmabuf.resv.assertHeld("dma_buf_phys_vec_to_sgt"),
+          assertLockHeld: assertAttachResvHeld,
         });
         this.mapCalls++;
         this.live.set(sgt, { attach: a, valid: true });
         return sgt;
       },
       unmapDmaBuf: (a: DmaBufAttachment, sgt: SgTable, dir: DmaDataDirection) => {
-        dmaBufFreeSgt(a, sgt, dir, {
-          dma: m.dma,
-          assertLockHeld: () => a.dmabuf.resv.assertHeld("dma_buf_free_sgt"),
-        });
+        dmaBufFreeSgt(a, sgt, dir, { dma: m.dma, assertLockHeld: assertAttachResvHeld });
         this.unmapCalls++;
         this.live.delete(sgt);
       },

@@ -4,6 +4,7 @@
  * (16 bytes), little-endian, as rdma-core builds them and the kernel reads them. Pure codecs
  * (DataView); the kernel side that interprets them is `uverbs.ts`, the library side `verbs.ts`.
  */
+import type { StructView } from "../core/file.js";
 
 /** `RDMA_VERBS_IOCTL` = `_IOWR(0x1b, 1, struct ib_uverbs_ioctl_hdr)`. */
 export const RDMA_VERBS_IOCTL = 0xc0181b01;
@@ -178,7 +179,7 @@ export function encodeAttrAt(v: DataView, o: number, a: UverbsAttr): void {
   v.setBigUint64(o + 8, BigInt.asUintN(64, a.data), true);
 }
 
-export function decodeUverbsHdr(v: DataView): UverbsIoctlHdr {
+export function decodeUverbsHdr(v: StructView): UverbsIoctlHdr {
   return {
     length: v.getUint16(0, true),
     objectId: v.getUint16(2, true),
@@ -190,7 +191,7 @@ export function decodeUverbsHdr(v: DataView): UverbsIoctlHdr {
   };
 }
 
-export function decodeAttrAt(v: DataView, o: number): UverbsAttr {
+export function decodeAttrAt(v: StructView, o: number): UverbsAttr {
   return {
     attrId: v.getUint16(o, true),
     len: v.getUint16(o + 2, true),

@@ -6,7 +6,13 @@
 import { KernelError } from "../core/errors.js";
 import type { UserBuffer } from "../core/file.js";
 import { O_CLOEXEC } from "../core/file.js";
-import type { DmaBuf, DmaBufAttachment, DmaBufOps } from "../dmabuf/dma-buf.js";
+import type { DmaDevice } from "../dma/device.js";
+import {
+  assertAttachResvHeld,
+  type DmaBuf,
+  type DmaBufAttachment,
+  type DmaBufOps,
+} from "../dmabuf/dma-buf.js";
 import { dmaBufFreeSgt, dmaBufPhysVecToSgt, type PhysVec } from "../dmabuf/phys-vec.js";
 import type { P2pdmaProvider } from "../p2pdma/p2pdma.js";
 import { vfioCheckFeature } from "./check-feature.js";
@@ -20,8 +26,26 @@ import {
 import type { VfioPciDevice } from "./vfio.js";
 
 export const PAGE_SIZE = 4096n;
+
 const U64_MAX = (1n << 64n) - 1n;
 export const DMA_IOVA_USE_SWIOTLB = 1n << 63n;
+
+/** The steering tags and processing hint an exporter's owner published for a buffer. */
+export interface DmaBufTph {
+  stValid: boolean;
+  stExtValid: boolean;
+  st: number;
+  stExt: number;
+  ph: number;
+}
+
+const NO_TPH: Readonly<DmaBufTph> = Object.freeze({
+  stValid: false,
+  stExtValid: false,
+  st: 0,
+  stExt: 0,
+  ph: 0,
+});
 
 /** `struct vfio_pci_dma_buf` (§7.2). */
 export class VfioDmaBuf {
@@ -33,8 +57,8 @@ export class VfioDmaBuf {
   liveMappings = 0;
   /** DMA_BUF_MEMATTR (memattrFeature): NC 0, WC 1; affects later mmaps only. */
   memattr = 0;
-  /** TPH published by the exporter's owner (tphFeature, tph-and-tlp §5.2). */
-  tph = { stValid: false, stExtValid: false, st: 0, stExt: 0, ph: 0 };
+  /** TPH published by the exporter's owner (tphFeature, tph-and-tlp §5.2); replaced, never edited. */
+  tph: Readonly<DmaBufTph> = NO_TPH;
   constructor(
     public vdev: VfioPciDevice | null,
     readonly size: bigint,
@@ -67,15 +91,18 @@ export interface DmabufPhys {
  */
 export function fillPhysVec(ranges: readonly DmaRange[], start: bigint, len: bigint): PhysVec[] {
   const maxAddr = start + len; // no overflow check in the kernel either
-  return ranges.map((r, i) => {
+  const out: PhysVec[] = new Array(ranges.length);
+  for (let i = 0; i < ranges.length; i++) {
+    const r = ranges[i];
     if (r.length === 0n) throw new KernelError("EINVAL", `range ${i}: length 0`);
     const paddr = start + r.offset;
     if (paddr > U64_MAX) throw new KernelError("EOVERFLOW", `range ${i}: start + offset wraps`, "K-43");
     const end = paddr + r.length;
     if (end > U64_MAX) throw new KernelError("EOVERFLOW", `range ${i}: end wraps`, "K-44");
     if (end > maxAddr) throw new KernelError("EINVAL", `range ${i}: ends beyond the region`, "K-41");
-    return { paddr, len: r.length };
-  });
+    out[i] = { paddr, len: r.length };
+  }
+  return out;
 }
 
 /** `vfio_pci_core_get_dmabuf_phys` (§7.4): BAR `bar` of the device itself. */
@@ -129,13 +156,18 @@ export function featureDmaBuf(vdev: VfioPciDevice, flags: number, arg: UserBuffe
   const bytes = nrRanges * DMA_RANGE_SIZE;
   if (bytes > m.kernel.kmallocMaxSize)
     throw new KernelError("ENOMEM", `${nrRanges} ranges exceed KMALLOC_MAX_SIZE`, "K-33");
-  const rv = arg.copyFromUser(FEATURE_HEADER_SIZE + DMA_BUF_FIXED_SIZE, bytes, `${nrRanges} dma ranges`);
-  const ranges: DmaRange[] = [];
+  const rv = arg.copyFromUser(
+    FEATURE_HEADER_SIZE + DMA_BUF_FIXED_SIZE,
+    bytes,
+    "struct vfio_region_dma_range[]",
+  );
+  const ranges: DmaRange[] = new Array(nrRanges);
   for (let i = 0; i < nrRanges; i++)
-    ranges.push({ offset: rv.getBigUint64(16 * i, true), length: rv.getBigUint64(16 * i + 8, true) });
+    ranges[i] = { offset: rv.getBigUint64(16 * i, true), length: rv.getBigUint64(16 * i + 8, true) };
   // 7. validate every range in order
   let total = 0n;
-  for (const [i, r] of ranges.entries()) {
+  for (let i = 0; i < nrRanges; i++) {
+    const r = ranges[i];
     if (r.length === 0n) throw new KernelError("EINVAL", `range ${i}: length 0`, "K-36");
     if (r.offset % PAGE_SIZE || r.length % PAGE_SIZE)
       throw new KernelError("EINVAL", `range ${i}: offset and length must be page aligned`, "K-37");
@@ -166,12 +198,16 @@ export function featureDmaBuf(vdev: VfioPciDevice, flags: number, arg: UserBuffe
   }
   priv.dmabuf = dmabuf;
   // 13. state and list membership, under memory_lock then the buffer's reservation lock
-  vdev.memoryLock.with(() =>
-    dmabuf.resv.with(() => {
-      priv.revoked = !vdev.memoryEnabled;
-      vdev.dmabufs.push(priv);
-    }),
-  );
+  // (lock/unlock in place rather than `with`: no closure per export)
+  vdev.memoryLock.lock();
+  try {
+    dmabuf.resv.lock();
+    priv.revoked = !vdev.memoryEnabled;
+    vdev.dmabufs.push(priv);
+    dmabuf.resv.unlock();
+  } finally {
+    vdev.memoryLock.unlock();
+  }
   // 14.–16.
   let fd: number;
   try {
@@ -199,18 +235,17 @@ export function vfioDmaBufOps(owner: VfioPciDevice): DmaBufOps {
   const k = m.kernel;
   const revocableWait = k.revokeSemantics === "revocable_wait";
   const privOf = (b: DmaBuf) => b.priv as VfioDmaBuf;
-  const mapType = (prov: P2pdmaProvider, dev: Parameters<typeof m.p2pdma.mapType>[1]) =>
-    m.p2pdma.mapType(prov, dev);
-  // one options object per call site, with the lock assertion bound to the buffer being mapped
-  const mapOpts = (buf: DmaBuf) => ({
+  // one options object for every map of this device's buffers: the lock is found from the attachment
+  const mapOpts = {
     dma: m.dma,
-    mapType,
+    mapType: (prov: P2pdmaProvider, dev: DmaDevice) => m.p2pdma.mapType(prov, dev),
     sgChunk: k.sgChunk,
     iovaLinkOffset: k.iovaLinkOffset,
     diag: m.diag,
     faults: m.faults,
-    assertLockHeld: () => buf.resv.assertHeld("dma_buf_phys_vec_to_sgt"),
-  });
+    assertLockHeld: assertAttachResvHeld,
+  };
+  const freeOpts = { dma: m.dma, assertLockHeld: assertAttachResvHeld };
   const ops: DmaBufOps = {
     attach(buf: DmaBuf, a: DmaBufAttachment) {
       if (!a.peer2peer) throw new KernelError("EOPNOTSUPP", "importer does not allow peer-to-peer", "K-59");
@@ -223,25 +258,22 @@ export function vfioDmaBufOps(owner: VfioPciDevice): DmaBufOps {
       buf.resv.assertHeld("vfio_pci_dma_buf_map");
       const p = privOf(buf);
       if (p.revoked) throw new KernelError("ENODEV", "buffer is revoked", "K-115");
-      const sgt = dmaBufPhysVecToSgt(a, p.provider, p.physVec, p.size, dir, mapOpts(buf));
+      const sgt = dmaBufPhysVecToSgt(a, p.provider, p.physVec, p.size, dir, mapOpts);
       p.liveMappings++;
       return sgt;
     },
     unmapDmaBuf(a: DmaBufAttachment, sgt, dir: number) {
-      dmaBufFreeSgt(a, sgt, dir, {
-        dma: m.dma,
-        assertLockHeld: () => a.dmabuf.resv.assertHeld("dma_buf_free_sgt"),
-      });
+      dmaBufFreeSgt(a, sgt, dir, freeOpts);
       privOf(a.dmabuf).liveMappings--;
     },
     release(buf: DmaBuf) {
       const p = privOf(buf);
       const vdev = p.vdev;
       if (vdev) {
-        vdev.memoryLock.with(() => {
-          const i = vdev.dmabufs.indexOf(p);
-          if (i >= 0) vdev.dmabufs.splice(i, 1);
-        });
+        vdev.memoryLock.lock();
+        const i = vdev.dmabufs.indexOf(p);
+        if (i >= 0) vdev.dmabufs.splice(i, 1);
+        vdev.memoryLock.unlock();
         vdev.putRegistration();
         if (m.log.active) m.log.emit({ kind: "vfio-release", device: vdev.pdev.bdf, dmabuf: buf.label });
       }

@@ -11,7 +11,7 @@
  * decodes the same bytes.
  */
 import { KernelError } from "../core/errors.js";
-import { KFile, type UserBuffer } from "../core/file.js";
+import { KFile, type StructView, type UserBuffer } from "../core/file.js";
 import { userMm } from "../core/mm.js";
 import type { IommuDomain } from "../iommu/domain.js";
 import type { Machine } from "../machine/machine.js";
@@ -77,7 +77,7 @@ export function encodeDmaMap(a: DmaMapArgs): Uint8Array {
   return b;
 }
 
-export function decodeDmaMap(v: DataView): Required<DmaMapArgs> {
+export function decodeDmaMap(v: StructView): Required<DmaMapArgs> {
   return {
     argsz: v.getUint32(0, true),
     flags: v.getUint32(4, true),
@@ -97,7 +97,7 @@ export function encodeDmaUnmap(a: DmaUnmapArgs): Uint8Array {
   return b;
 }
 
-export function decodeDmaUnmap(v: DataView): Required<DmaUnmapArgs> {
+export function decodeDmaUnmap(v: StructView): Required<DmaUnmapArgs> {
   return {
     argsz: v.getUint32(0, true),
     flags: v.getUint32(4, true),
