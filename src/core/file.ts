@@ -61,9 +61,11 @@ export class KFile {
   }
 }
 
-/** A process's descriptor table. */
+/** A process's descriptor table: an array indexed by descriptor, as the kernel's `fdtable`. */
 export class FdTable {
-  private readonly fds = new Map<number, { file: KFile; cloexec: boolean }>();
+  private readonly files: (KFile | undefined)[] = [];
+  private readonly closeOnExec: boolean[] = [];
+  private open = 0;
   /** `files->next_fd`: no descriptor below it is free, so the search for the lowest starts there. */
   private nextFd = 0;
   constructor(
@@ -74,8 +76,10 @@ export class FdTable {
   /** `get_unused_fd_flags` + `fd_install`: the lowest free number; -EMFILE when full. */
   install(file: KFile, flags = 0): number {
     for (let fd = this.nextFd; fd < this.max; fd++)
-      if (!this.fds.has(fd)) {
-        this.fds.set(fd, { file, cloexec: (flags & O_CLOEXEC) !== 0 });
+      if (this.files[fd] === undefined) {
+        this.files[fd] = file;
+        this.closeOnExec[fd] = (flags & O_CLOEXEC) !== 0;
+        this.open++;
         this.nextFd = fd + 1;
         return fd;
       }
@@ -84,36 +88,43 @@ export class FdTable {
 
   /** `fget`: -EBADF for a number that is not open. Takes a reference. */
   fget(fd: number): KFile {
-    const e = this.fds.get(fd);
-    if (!e) throw new KernelError("EBADF", `fget: descriptor ${fd} is not open`);
-    return e.file.get();
+    const f = this.peek(fd);
+    if (!f) throw new KernelError("EBADF", `fget: descriptor ${fd} is not open`);
+    return f.get();
   }
 
   /** The file behind `fd` without taking a reference. */
   peek(fd: number): KFile | undefined {
-    return this.fds.get(fd)?.file;
+    // a number that is not a descriptor (negative, fractional, NaN) is simply not open
+    return Number.isInteger(fd) && fd >= 0 ? this.files[fd] : undefined;
   }
 
   cloexec(fd: number): boolean {
-    return this.fds.get(fd)?.cloexec ?? false;
+    return this.peek(fd) !== undefined && this.closeOnExec[fd];
   }
 
   /** `close(fd)`. */
   close(fd: number): void {
-    const e = this.fds.get(fd);
-    if (!e) throw new KernelError("EBADF", `close: descriptor ${fd} is not open`);
-    this.fds.delete(fd);
+    const f = this.peek(fd);
+    if (!f) throw new KernelError("EBADF", `close: descriptor ${fd} is not open`);
+    this.files[fd] = undefined;
+    this.open--;
     if (fd < this.nextFd) this.nextFd = fd;
-    e.file.put();
+    f.put();
   }
 
-  /** Occupies descriptors (to model a full table). */
+  /** Open descriptors. */
   get size(): number {
-    return this.fds.size;
+    return this.open;
   }
 
+  /** Open descriptors and their files, lowest descriptor first. */
   entries(): [number, KFile][] {
-    return [...this.fds.entries()].map(([fd, e]) => [fd, e.file]);
+    const out: [number, KFile][] = [];
+    this.files.forEach((f, fd) => {
+      if (f) out.push([fd, f]);
+    });
+    return out;
   }
 }
 

@@ -72,8 +72,8 @@ export class DmaBuf {
 }
 
 export class DmaBufAttachment {
-  /** Tables handed out by map and not yet unmapped. */
-  readonly mappings = new Set<SgTable>();
+  /** Tables handed out by map and not yet unmapped (an array: a Set per attach cost more than the attach). */
+  readonly mappings: SgTable[] = [];
   /** Exporter private (`attach->priv`). */
   priv: unknown = undefined;
   detached = false;
@@ -281,8 +281,8 @@ export class DmaBufCore {
     const i = buf.attachments.indexOf(a);
     if (i >= 0) buf.attachments.splice(i, 1);
     buf.resv.unlock();
-    if (a.mappings.size)
-      this.diag.record("leak:mapping-on-detach", `${a.label} detached with ${a.mappings.size} mapping(s)`);
+    if (a.mappings.length)
+      this.diag.record("leak:mapping-on-detach", `${a.label} detached with ${a.mappings.length} mapping(s)`);
     buf.ops.detach?.(buf, a);
     a.detached = true;
     if (this.tracing()) this.emit({ kind: "detach", dmabuf: buf.label, attachment: a.label });
@@ -328,7 +328,7 @@ export class DmaBufCore {
       throw e;
     }
     // Static importers would wait for the kernel fences here; exporters in this model carry none.
-    a.mappings.add(sgt);
+    a.mappings.push(sgt);
     if (this.tracing())
       this.emit({ kind: "map", dmabuf: buf.label, attachment: a.label, entries: sgt.nents });
     return sgt;
@@ -353,7 +353,8 @@ export class DmaBufCore {
     }
     a.dmabuf.resv.assertHeld("dma_buf_unmap_attachment");
     a.dmabuf.ops.unmapDmaBuf(a, sgt, dir);
-    a.mappings.delete(sgt);
+    const i = a.mappings.indexOf(sgt);
+    if (i >= 0) a.mappings.splice(i, 1);
     if (this.pinOnMap(a)) a.dmabuf.ops.unpin!(a);
     if (this.tracing()) this.emit({ kind: "unmap", dmabuf: a.dmabuf.label, attachment: a.label });
   }

@@ -41,7 +41,7 @@ for (const moveNotify of [true, false]) {
     assert.ok(a.dev instanceof GenericDevice && a.dev.name === "iommufd");
     assert.equal(a.peer2peer, true);
     assert.equal(a.dynamic, true);
-    assert.equal(a.mappings.size, 0);
+    assert.equal(a.mappings.length, 0);
     assert.deepEqual(
       s.m.log.since(seq).filter((e) => e.event.kind === "map"),
       [],

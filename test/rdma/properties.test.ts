@@ -167,7 +167,7 @@ function world(s: Setup, target: Target) {
       );
       assert.equal(r.issuer, u.dmaDevice);
     } else assert.equal(r.issuer, s.nicPf);
-    assert.ok(u.sgt && !u.revoked && u.attach.mappings.has(u.sgt), "translated without a live mapping");
+    assert.ok(u.sgt && !u.revoked && u.attach.mappings.includes(u.sgt), "translated without a live mapping");
     assert.ok(target.valid(u), "translated to a revoked or moved target");
     let total = 0n;
     for (const seg of r.segments) {
