@@ -71,3 +71,24 @@ test("the descriptor table hands out the lowest free number, after any mix of cl
   fds.close(3);
   assert.equal(fds.install(file()), 3);
 });
+
+test("a number that is not an open descriptor (negative, fractional, NaN, past the table) is -EBADF for fget and close", () => {
+  const fds = new FdTable(4);
+  fds.install(new KFile("test", {}, 0, null));
+  for (const fd of [-1, 0.5, Number.NaN, 3, 1e9]) {
+    assert.throws(
+      () => fds.fget(fd),
+      (e: unknown) => e instanceof KernelError && e.errnoName === "EBADF",
+    );
+    assert.throws(
+      () => fds.close(fd),
+      (e: unknown) => e instanceof KernelError && e.errnoName === "EBADF",
+    );
+    assert.equal(fds.cloexec(fd), false);
+  }
+  assert.equal(fds.size, 1);
+  assert.deepEqual(
+    fds.entries().map(([fd]) => fd),
+    [0],
+  );
+});
