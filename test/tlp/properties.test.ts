@@ -126,7 +126,9 @@ test("TLP-19 FM → NFM keeps the meaning whenever it succeeds, else says untran
     }),
     RUNS,
   );
-  assert.ok(ok > RUNS.numRuns / 10, `only ${ok} translatable cases`);
+  // Not vacuous: about 11 % translate (194–270 of 2,000 over seeds 0–199), so the floor sits at
+  // 5 %, nine standard deviations below; the old 10 % floor failed about one run in fifty.
+  assert.ok(ok > RUNS.numRuns / 20, `only ${ok} translatable cases`);
 });
 
 function decodesOrFails(b: Uint8Array, mode: TlpMode, whole: boolean): void {
