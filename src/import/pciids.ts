@@ -19,7 +19,36 @@ export interface PciIdsClass {
 }
 
 const hexOf = (s: string) => Number.parseInt(s, 16);
-const norm = (s: string) => s.trim().replace(/\s+/g, " ").toLowerCase();
+
+const isHexDigit = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
+/** What `\s` matches, without a regex for the ASCII ones. */
+const isBlank = (c: number) =>
+  c === 32 || (c >= 9 && c <= 13) || (c > 127 && /\s/.test(String.fromCharCode(c)));
+
+/**
+ * `<hex id> <blanks> <name>` in text[from, end): an id of `min`…`max` hex digits, at least one blank,
+ * then the rest of the line as the name. Null when the line is not one.
+ */
+function idEntry(
+  text: string,
+  from: number,
+  end: number,
+  min: number,
+  max: number,
+): { id: number; name: string } | null {
+  let i = from;
+  while (i < end && i - from < max && isHexDigit(text.charCodeAt(i))) i++;
+  if (i - from < min || i >= end || !isBlank(text.charCodeAt(i))) return null;
+  const id = hexOf(text.slice(from, i));
+  while (i < end && isBlank(text.charCodeAt(i))) i++;
+  return { id, name: text.slice(i, end) };
+}
+
+/** Case and spacing ignored; the replace (an allocation) only for names that need it. */
+const norm = (s: string) => {
+  const t = s.trim().toLowerCase();
+  return /\s\s|[^\S ]/.test(t) ? t.replace(/\s+/g, " ") : t;
+};
 
 /** Parsed `pci.ids`: lookups both ways. Unknown lines are skipped (the format grows). */
 export class PciIds {
@@ -30,55 +59,70 @@ export class PciIds {
   private vendorsByName: Map<string, number[]> | null = null;
   private devicesByName = new Map<number, Map<string, number[]>>();
 
+  /**
+   * One pass over the lines, deciding each by its first characters: the CLI parses this 1.7 MB
+   * file cold on every run that names devices, and most of its lines are subsystem entries
+   * (two tabs) that no lookup needs, so those are skipped before any pattern is tried.
+   */
   static parse(text: string): PciIds {
     const db = new PciIds();
     let vendor: PciIdsVendor | null = null;
     let cls: PciIdsClass | null = null;
     let sub: { name: string; progIfs: Map<number, string> } | null = null;
     let inClasses = false;
-    for (const raw of text.split("\n")) {
-      const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
-      if (!line) continue;
-      if (line[0] === "#") {
-        const v = /^#\s*Version:\s*(\S+)/.exec(line);
-        if (v && !db.version) db.version = v[1];
-        continue;
+    for (let start = 0; start < text.length; ) {
+      let end = text.indexOf("\n", start);
+      if (end < 0) end = text.length;
+      const next = end + 1;
+      if (end > start && text.charCodeAt(end - 1) === 13) end--; // CRLF
+      const c0 = text.charCodeAt(start);
+      if (end === start) {
+        // empty line
+      } else if (c0 === 9 /* \t */) {
+        if (text.charCodeAt(start + 1) === 9) {
+          // \t\t: a class's programming interface, or a subsystem (not needed)
+          if (inClasses && sub) {
+            const e = idEntry(text, start + 2, end, 2, 2);
+            if (e) sub.progIfs.set(e.id, e.name);
+          }
+        } else if (inClasses && cls) {
+          const e = idEntry(text, start + 1, end, 2, 4);
+          if (e) {
+            sub = { name: e.name, progIfs: new Map() };
+            cls.subclasses.set(e.id, sub);
+          }
+        } else if (vendor) {
+          const e = idEntry(text, start + 1, end, 4, 4);
+          if (e) vendor.devices.set(e.id, e.name);
+        }
+      } else if (c0 === 35 /* # */) {
+        if (!db.version) {
+          const v = /^#\s*Version:\s*(\S+)/.exec(text.slice(start, end));
+          if (v) db.version = v[1];
+        }
+      } else {
+        const c =
+          c0 === 67 /* C */ && text.charCodeAt(start + 1) === 32 ? idEntry(text, start + 2, end, 2, 2) : null;
+        const e = c ? null : idEntry(text, start, end, 4, 4);
+        if (c) {
+          inClasses = true;
+          vendor = null;
+          cls = { id: c.id, name: c.name, subclasses: new Map() };
+          db.classes.set(cls.id, cls);
+          sub = null;
+        } else if (e) {
+          inClasses = false;
+          cls = null;
+          vendor = { id: e.id, name: e.name, devices: new Map() };
+          db.vendors.set(vendor.id, vendor);
+        } else if (c0 >= 65 && c0 <= 90 && text.charCodeAt(start + 1) === 32) {
+          // another top-level list (device types, languages …): not ours
+          inClasses = false;
+          vendor = null;
+          cls = null;
+        }
       }
-      let m = /^C ([0-9a-fA-F]{2})\s+(.*)$/.exec(line);
-      if (m) {
-        inClasses = true;
-        vendor = null;
-        cls = { id: hexOf(m[1]), name: m[2], subclasses: new Map() };
-        db.classes.set(cls.id, cls);
-        sub = null;
-        continue;
-      }
-      m = /^([0-9a-fA-F]{4})\s+(.*)$/.exec(line);
-      if (m) {
-        inClasses = false;
-        cls = null;
-        vendor = { id: hexOf(m[1]), name: m[2], devices: new Map() };
-        db.vendors.set(vendor.id, vendor);
-        continue;
-      }
-      if (/^[A-Z] /.test(line)) {
-        // another top-level list (device types, languages …): not ours
-        inClasses = false;
-        vendor = null;
-        cls = null;
-        continue;
-      }
-      m = /^\t([0-9a-fA-F]{2,4})\s+(.*)$/.exec(line);
-      if (m) {
-        if (inClasses && cls) {
-          sub = { name: m[2], progIfs: new Map() };
-          cls.subclasses.set(hexOf(m[1]), sub);
-        } else if (vendor && m[1].length === 4) vendor.devices.set(hexOf(m[1]), m[2]);
-        continue;
-      }
-      m = /^\t\t([0-9a-fA-F]{2})\s+(.*)$/.exec(line);
-      if (m && inClasses && sub) sub.progIfs.set(hexOf(m[1]), m[2]);
-      // \t\t subvendor subdevice lines are not needed
+      start = next;
     }
     return db;
   }

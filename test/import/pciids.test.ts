@@ -73,3 +73,30 @@ test("pci.ids parser: tolerant of CRLF, comments and other top-level lists", () 
   assert.equal(db.deviceName(0x1234, 0x5678), "Widget");
   assert.equal(db.className(0x0200), "Ethernet controller");
 });
+
+test("pci.ids parser: lines that are not entries are skipped, and what follows a foreign list is not taken as its devices", () => {
+  const db = PciIds.parse(
+    [
+      "abcd\tTabbed  Vendor  ", // a tab after the id; the name keeps its inner and trailing blanks
+      "\t12  too short for a device id",
+      "\t12345  too long",
+      "\tbeef",
+      "\tcafe  Real Device",
+      "C zz  not a class", // 'C' then a space but no class id: another top-level list
+      "\tfeed  not Acme's",
+      "C 03  Display controller",
+      "\t0302  a 4-digit subclass id is read too",
+      "\t\t01  VGA",
+      "\t\t0x  not a prog-if",
+      "ffff  Illegal Vendor ID",
+    ].join("\n"),
+  );
+  assert.equal(db.vendorName(0xabcd), "Tabbed  Vendor  ");
+  assert.deepEqual([...(db.vendors.get(0xabcd)?.devices ?? [])], [[0xcafe, "Real Device"]]);
+  assert.deepEqual([...db.classes.keys()], [0x03]);
+  assert.deepEqual(
+    [...(db.classes.get(0x03)?.subclasses ?? [])].map(([id, s]) => [id, s.name, [...s.progIfs]]),
+    [[0x0302, "a 4-digit subclass id is read too", [[0x01, "VGA"]]]],
+  );
+  assert.equal(db.vendorName(0xffff), "Illegal Vendor ID");
+});
