@@ -418,7 +418,10 @@ export function reportSysfsImport(tmp: string): void {
   );
 }
 
-/** (d) whole-process time on the largest real fixtures, beside the C tool that reads each. */
+/**
+ * (d) whole-process time on the largest real fixtures, beside the C tool that reads each. The
+ * issue's target is start-up (< 150 ms); the fixture rows are printed for comparison, as it asks.
+ */
 export function reportLargestFixtures(tmp: string): void {
   const node = timeProcess(process.execPath, ["-e", "0"], 7);
   report({ bench: "node start-up (node -e 0)", figure: fmtMs(node), baseline: "-", ratio: "-" });
@@ -443,11 +446,8 @@ export function reportLargestFixtures(tmp: string): void {
     figure: fmtMs(st),
     baseline: `${fmtMs(node)} node`,
     ratio: ratioText(st, node),
-    target: "< 150 ms",
   });
-  process.stdout.write(
-    `  (the largest real fixture; neither lstopo nor lspci -F reads lspci -tv text)${verdict(st < 150)}\n`,
-  );
+  process.stdout.write("  (the largest real fixture; neither lstopo nor lspci -F reads lspci -tv text)\n");
 
   // largest that lstopo reads: the dell-dcs8000z sysfs snapshot (137 functions), unpacked
   const tarball = join(
@@ -469,11 +469,10 @@ export function reportLargestFixtures(tmp: string): void {
         figure: fmtMs(ours),
         baseline: `${fmtMs(theirs)} lstopo`,
         ratio: ratioText(ours, theirs),
-        target: "< 150 ms",
       });
-    } else report({ bench, figure: fmtMs(ours), baseline: "n/a", ratio: "-", target: "< 150 ms" });
+    } else report({ bench, figure: fmtMs(ours), baseline: "n/a", ratio: "-" });
     process.stdout.write(
-      `  (unpacked folder, both tools; from the .tar.bz2 itself ours is ${fmtMs(packed)}${hasTool("lstopo") ? "" : "; lstopo missing: apt-get install hwloc"})${verdict(ours < 150)}\n`,
+      `  (unpacked folder, both tools; from the .tar.bz2 itself ours is ${fmtMs(packed)}${hasTool("lstopo") ? "" : "; lstopo missing: apt-get install hwloc"})\n`,
     );
   } else process.stdout.write("  (could not unpack the dell-dcs8000z snapshot with tar; row skipped)\n");
 
@@ -488,10 +487,9 @@ export function reportLargestFixtures(tmp: string): void {
       figure: fmtMs(ours),
       baseline: `${fmtMs(theirs)} lspci`,
       ratio: ratioText(ours, theirs),
-      target: "< 150 ms",
     });
-  } else report({ bench, figure: fmtMs(ours), baseline: "n/a", ratio: "-", target: "< 150 ms" });
-  process.stdout.write(`  (baseline = lspci -F <dump> -vvv)${verdict(ours < 150)}\n`);
+  } else report({ bench, figure: fmtMs(ours), baseline: "n/a", ratio: "-" });
+  process.stdout.write("  (baseline = lspci -F <dump> -vvv)\n");
 }
 
 /** Every import row, in a temp dir removed afterwards. */
