@@ -4,7 +4,7 @@
  * root. Symbolic links are reported as links and only followed on request, with a hop limit,
  * because sysfs links form loops (`subsystem -> bus/pci -> devices -> …`).
  */
-import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from "node:fs";
+import { closeSync, type Dirent, lstatSync, openSync, readdirSync, readlinkSync, readSync } from "node:fs";
 import { join } from "node:path";
 import type { TarEntry } from "./tar.js";
 
@@ -15,14 +15,88 @@ export interface ReadOnlyFs {
   readonly label: string;
   /** What `path` is, without following a final link; null when absent. */
   kind(path: string): VfsKind | null;
-  /** A regular file's bytes; null when absent, not a file, or unreadable. */
-  readFile(path: string): Uint8Array | null;
+  /**
+   * A regular file's bytes (at most `limit`, the first ones, when given); null when absent, not
+   * a file, or unreadable.
+   */
+  readFile(path: string, limit?: number): Uint8Array | null;
   /** A link's target as stored; null when `path` is not a link. */
   readlink(path: string): string | null;
   /** Names inside a directory (sorted); null when `path` is not a directory. */
   list(path: string): string[] | null;
   /** How to name `path` in a message: `archive:path` or an absolute path. */
   where(path: string): string;
+  /** `path` as a directory, to read many of its entries by name. */
+  folder(path: string): FolderView;
+}
+
+/** A directory's entries: their names, sorted (as `<` orders strings), and each one's kind. */
+export interface Listing {
+  readonly names: readonly string[];
+  readonly kinds: readonly (VfsKind | null)[];
+}
+
+/** The kind of `name` in a listing, found by bisection of the sorted names; null when absent. */
+function kindIn(listing: Listing, name: string): VfsKind | null {
+  const { names } = listing;
+  let lo = 0;
+  let hi = names.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const n = names[mid];
+    if (n === name) return listing.kinds[mid];
+    if (n < name) lo = mid + 1;
+    else hi = mid;
+  }
+  return null;
+}
+
+/**
+ * One directory of a {@link ReadOnlyFs}. Each method answers as the file system's own does for
+ * `${path}/${name}`, where `name` is an entry's name (not empty, `.`, `..`, no `/`); a view can
+ * answer from the directory's listing, without a path to normalise and look up per call (a path
+ * that is not a directory answers as its paths do: null, mostly).
+ */
+export interface FolderView {
+  /** As given to {@link ReadOnlyFs.folder}. */
+  readonly path: string;
+  kind(name: string): VfsKind | null;
+  readFile(name: string, limit?: number): Uint8Array | null;
+  /** A file's text: its bytes as a {@link TextDecoder} (UTF-8) decodes them; null as for readFile. */
+  readText(name: string): string | null;
+  readlink(name: string): string | null;
+  /** The entries and their kinds; null when not listable. */
+  entries(): Listing | null;
+  /** How messages name an entry (`where(path/name)`) or, without a name, the folder itself. */
+  where(name?: string): string;
+}
+
+/** A folder answered by its file system's path methods (for folders with no listing at hand). */
+class PathFolder implements FolderView {
+  constructor(
+    private readonly fs: ReadOnlyFs,
+    readonly path: string,
+  ) {}
+  kind(name: string): VfsKind | null {
+    return this.fs.kind(`${this.path}/${name}`);
+  }
+  readFile(name: string, limit?: number): Uint8Array | null {
+    return this.fs.readFile(`${this.path}/${name}`, limit);
+  }
+  readText(name: string): string | null {
+    const bytes = this.readFile(name);
+    return bytes && utf8.decode(bytes);
+  }
+  readlink(name: string): string | null {
+    return this.fs.readlink(`${this.path}/${name}`);
+  }
+  entries(): Listing | null {
+    const names = this.fs.list(this.path);
+    return names && { names, kinds: names.map((name) => this.kind(name)) };
+  }
+  where(name?: string): string {
+    return this.fs.where(name === undefined ? this.path : `${this.path}/${name}`);
+  }
 }
 
 /**
@@ -183,9 +257,11 @@ export class MemFs implements ReadOnlyFs {
   kind(path: string): VfsKind | null {
     return this.node(path)?.kind ?? null;
   }
-  readFile(path: string): Uint8Array | null {
+  readFile(path: string, limit?: number): Uint8Array | null {
     const n = this.node(path);
-    return n?.kind === "file" ? (n.data ?? new Uint8Array(0)) : null;
+    if (n?.kind !== "file") return null;
+    const data = n.data ?? new Uint8Array(0);
+    return limit !== undefined && data.length > limit ? data.subarray(0, limit) : data;
   }
   readlink(path: string): string | null {
     const n = this.node(path);
@@ -198,6 +274,34 @@ export class MemFs implements ReadOnlyFs {
   where(path: string): string {
     return `${this.label}:${path}`;
   }
+  folder(path: string): FolderView {
+    return new PathFolder(this, path);
+  }
+}
+
+/** A decode without `stream` keeps no state between calls: one decoder serves every file. */
+const utf8 = new TextDecoder();
+
+/**
+ * Reads an open file from its start until its end or `limit` bytes, into {@link READ_BUF} (grown
+ * for a bigger file), and returns a view of the bytes, valid until the next read: copied or
+ * decoded at once. No stat: sysfs attributes report a size of 4096 whatever they hold, so the
+ * reads go on until one returns nothing.
+ */
+function readUpTo(fd: number, limit: number): Uint8Array {
+  let buf = READ_BUF;
+  let total = 0;
+  while (total < limit) {
+    if (total === buf.length) {
+      const bigger = new Uint8Array(buf.length * 2);
+      bigger.set(buf);
+      buf = bigger;
+    }
+    const n = readSync(fd, buf, total, Math.min(buf.length, limit) - total, null);
+    if (n === 0) break;
+    total += n;
+  }
+  return buf.subarray(0, total);
 }
 
 /**
@@ -206,7 +310,7 @@ export class MemFs implements ReadOnlyFs {
  * listed folder comes from it, so a walk costs one call per folder instead of one per entry.
  */
 export class DiskFs implements ReadOnlyFs {
-  private readonly listings = new Map<string, Map<string, VfsKind | null>>();
+  private readonly listings = new Map<string, Listing>();
   /** `join(label, x)` without `x`: what a normal relative path is appended to. */
   private readonly prefix: string;
 
@@ -214,94 +318,152 @@ export class DiskFs implements ReadOnlyFs {
     this.prefix = join(label, "x").slice(0, -1);
   }
 
-  private abs(path: string): string | null {
-    const norm = normalizePath(path);
-    return norm === null ? null : norm === "" ? join(this.label, norm) : this.prefix + norm;
+  /** The absolute path of a normalised relative one. */
+  private absOf(norm: string): string {
+    return norm === "" ? join(this.label, norm) : this.prefix + norm;
+  }
+  /** A normalised path's kind from its folder's listing; undefined when that was not read. */
+  private listedKind(norm: string): VfsKind | null | undefined {
+    if (norm === "") return undefined;
+    const slash = norm.lastIndexOf("/");
+    const parent = this.listings.get(slash < 0 ? "" : norm.slice(0, slash));
+    return parent === undefined ? undefined : kindIn(parent, norm.slice(slash + 1));
   }
   kind(path: string): VfsKind | null {
     const norm = normalizePath(path);
-    if (norm === null) return null;
-    if (norm !== "") {
-      const parent = this.listings.get(dirnameOf(norm));
-      if (parent) return parent.get(basenameOf(norm)) ?? null;
-    }
-    const p = norm === "" ? join(this.label, norm) : this.prefix + norm;
+    return norm === null ? null : this.kindOf(norm);
+  }
+  private kindOf(norm: string): VfsKind | null {
+    const listed = this.listedKind(norm);
+    if (listed !== undefined) return listed;
     try {
-      const st = lstatSync(p);
+      const st = lstatSync(this.absOf(norm));
       return st.isSymbolicLink() ? "symlink" : st.isDirectory() ? "dir" : st.isFile() ? "file" : null;
     } catch {
       return null;
     }
   }
-  readFile(path: string): Uint8Array | null {
-    const p = this.abs(path);
-    if (p === null || this.kind(path) !== "file") return null;
-    let fd = -1;
-    try {
-      // sysfs attributes report a size of 4096 whatever they hold; read what is there, in
-      // chunks until the end (no stat: one open, the reads, one close)
-      fd = openSync(p, "r");
-      const parts: Uint8Array[] = [];
-      let total = 0;
-      for (;;) {
-        const n = readSync(fd, READ_BUF, 0, READ_BUF.length, null);
-        if (n === 0) break;
-        parts.push(READ_BUF.slice(0, n));
-        total += n;
-      }
-      if (parts.length === 1) return parts[0];
-      const out = new Uint8Array(total);
-      let at = 0;
-      for (const part of parts) {
-        out.set(part, at);
-        at += part.length;
-      }
-      return out;
-    } catch {
-      return null;
-    } finally {
-      if (fd >= 0)
-        try {
-          closeSync(fd);
-        } catch {
-          // nothing to do: the bytes are read
-        }
-    }
+  readFile(path: string, limit = Number.POSITIVE_INFINITY): Uint8Array | null {
+    const norm = normalizePath(path);
+    if (norm === null || this.kindOf(norm) !== "file") return null;
+    return readAbsolute(this.absOf(norm), limit)?.slice() ?? null;
   }
   readlink(path: string): string | null {
-    const p = this.abs(path);
-    if (p === null) return null;
     const norm = normalizePath(path);
+    if (norm === null) return null;
+    const listed = this.listedKind(norm);
     // known from a listing not to be a link: no call needed
-    if (norm && this.listings.has(dirnameOf(norm)) && this.kind(norm) !== "symlink") return null;
+    if (listed !== undefined && listed !== "symlink") return null;
+    return readlinkAbsolute(this.absOf(norm));
+  }
+  /** A folder's listing, read once; null when `norm` is not a readable folder. */
+  private listing(norm: string): Listing | null {
+    const cached = this.listings.get(norm);
+    if (cached) return cached;
+    if (this.kindOf(norm) !== "dir") return null;
+    let entries: Dirent[];
     try {
-      return readlinkSync(p);
+      entries = readdirSync(this.absOf(norm), { withFileTypes: true });
     } catch {
       return null;
     }
+    // readdir's names come in byte order, which `<` agrees with for ASCII names: sort only if not
+    if (!entries.every((e, i) => i === 0 || entries[i - 1].name < e.name))
+      entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const names: string[] = new Array(entries.length);
+    const kinds: (VfsKind | null)[] = new Array(entries.length);
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i];
+      names[i] = e.name;
+      kinds[i] = e.isSymbolicLink() ? "symlink" : e.isDirectory() ? "dir" : e.isFile() ? "file" : null;
+    }
+    const listing = { names, kinds };
+    this.listings.set(norm, listing);
+    return listing;
   }
   list(path: string): string[] | null {
     const norm = normalizePath(path);
-    if (norm === null) return null;
-    const cached = this.listings.get(norm);
-    if (cached) return [...cached.keys()];
-    if (this.kind(norm) !== "dir") return null;
-    try {
-      const entries = readdirSync(join(this.label, norm), { withFileTypes: true });
-      entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-      const kinds = new Map<string, VfsKind | null>();
-      for (const e of entries)
-        kinds.set(
-          e.name,
-          e.isSymbolicLink() ? "symlink" : e.isDirectory() ? "dir" : e.isFile() ? "file" : null,
-        );
-      this.listings.set(norm, kinds);
-      return [...kinds.keys()];
-    } catch {
-      return null;
-    }
+    const listing = norm === null ? null : this.listing(norm);
+    return listing ? [...listing.names] : null;
   }
   where(path: string): string {
-    return this.abs(path) ?? path;
+    const norm = normalizePath(path);
+    return norm === null ? path : this.absOf(norm);
+  }
+  folder(path: string): FolderView {
+    const norm = normalizePath(path);
+    const listing = norm === null ? null : this.listing(norm);
+    if (norm !== null && listing)
+      return new ListedFolder(
+        path,
+        this.absOf(norm),
+        norm === "" ? this.prefix : `${this.prefix}${norm}/`,
+        listing,
+      );
+    // not a listable folder (a link to one, no read permission, …): answered path by path
+    return new PathFolder(this, path);
+  }
+}
+
+/** A {@link DiskFs} folder whose listing was read: kinds come from it, files from `${abs}${name}`. */
+class ListedFolder implements FolderView {
+  constructor(
+    readonly path: string,
+    /** The folder's absolute path. */
+    private readonly self: string,
+    /** What an entry's name is appended to: the absolute path with a trailing `/`. */
+    private readonly abs: string,
+    private readonly listing: Listing,
+  ) {}
+  kind(name: string): VfsKind | null {
+    return kindIn(this.listing, name);
+  }
+  readFile(name: string, limit = Number.POSITIVE_INFINITY): Uint8Array | null {
+    if (kindIn(this.listing, name) !== "file") return null;
+    return readAbsolute(this.abs + name, limit)?.slice() ?? null;
+  }
+  readText(name: string): string | null {
+    if (kindIn(this.listing, name) !== "file") return null;
+    // decoded from the shared buffer: no copy of the bytes (most attributes are a few bytes)
+    const bytes = readAbsolute(this.abs + name, Number.POSITIVE_INFINITY);
+    return bytes && utf8.decode(bytes);
+  }
+  readlink(name: string): string | null {
+    return kindIn(this.listing, name) === "symlink" ? readlinkAbsolute(this.abs + name) : null;
+  }
+  entries(): Listing {
+    return this.listing;
+  }
+  where(name?: string): string {
+    return name === undefined ? this.self : this.abs + name;
+  }
+}
+
+/**
+ * A file's bytes (at most `limit`) as a view of the shared read buffer, valid until the next
+ * read; null when it cannot be opened or read.
+ */
+function readAbsolute(path: string, limit: number): Uint8Array | null {
+  let fd = -1;
+  try {
+    fd = openSync(path, "r");
+    return readUpTo(fd, limit);
+  } catch {
+    return null;
+  } finally {
+    if (fd >= 0)
+      try {
+        closeSync(fd);
+      } catch {
+        // nothing to do: the bytes are read
+      }
+  }
+}
+
+function readlinkAbsolute(path: string): string | null {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return null;
   }
 }

@@ -31,6 +31,7 @@ import {
   basenameOf,
   DiskFs,
   dirnameOf,
+  type FolderView,
   joinPath,
   linkDestination,
   MemFs,
@@ -76,24 +77,43 @@ function parseBdfName(name: string): Addr | null {
   if (!m) return null;
   const slot = Number.parseInt(m[3], 16);
   if (slot > 0x1f) return null;
-  const a = {
-    segment: Number.parseInt(m[1], 16),
+  const segment = Number.parseInt(m[1], 16);
+  const bus = Number.parseInt(m[2], 16);
+  const devfn = devfnOf(slot, Number(m[4]));
+  return { segment, bus, devfn, bdf: formatBdf({ segment, bus, devfn }) };
+}
+
+/** A `pci<dom>:<bus>` folder: its name (lower case), numbers and path. */
+interface HostFolder {
+  label: string;
+  domain: number;
+  bus: number;
+  path: string;
+}
+
+function hostFolder(name: string, path: string): HostFolder {
+  const m = HB_RE.exec(name)!;
+  return {
+    label: name.toLowerCase(),
+    domain: Number.parseInt(m[1], 16),
     bus: Number.parseInt(m[2], 16),
-    devfn: devfnOf(slot, Number(m[4])),
+    path,
   };
-  return { ...a, bdf: formatBdf(a) };
 }
 
 interface Found {
   addr: Addr;
   path: string;
-  /** The `pci<dom>:<bus>` folder: its name (lower case), numbers and path. */
-  host: { label: string; domain: number; bus: number; path: string };
+  host: HostFolder;
   parent: string | null;
   depth: number;
 }
 
 interface Loaded extends Found {
+  /** The folder, to read its attributes. */
+  dir: FolderView;
+  /** The folder as messages and provenance name it. */
+  where: string;
   config: ConfigSpace;
   configLength: number;
   synthesized: boolean;
@@ -115,102 +135,159 @@ export function findSysRoot(fs: ReadOnlyFs): string {
   );
 }
 
-const text = (b: Uint8Array) => new TextDecoder().decode(b);
+/** One decoder for every attribute (a decode without `stream` keeps no state between calls). */
+const utf8 = new TextDecoder();
+const text = (b: Uint8Array) => utf8.decode(b);
+const HEX_ATTR_RE = /^0x([0-9a-f]{1,8})$/i;
+const INT_ATTR_RE = /^-?\d{1,9}$/;
+const SPEED_RE = /^(\d{1,3}(?:\.\d{1,3})?) ?GT\/s\b/;
+const UNKNOWN_SPEED_RE = /^unknown/i;
+const WIDTH_RE = /^\d{1,2}$/;
+const RESOURCE_LINE_RE = /^0x([0-9a-f]{1,16}) 0x([0-9a-f]{1,16}) 0x([0-9a-f]{1,16})$/i;
+const ALL_ZEROS_RE = /^0+$/;
+/** How the kernel prints an unused BAR: the most common `resource` line. */
+const UNUSED_RESOURCE_LINE = "0x0000000000000000 0x0000000000000000 0x0000000000000000";
+const GROUP_ID_RE = /^\d{1,9}$/;
+const VIRTFN_RE = /^virtfn(\d+)$/;
+const TRAILING_SLASHES_RE = /\/+$/;
 
-/** Reads a one-line attribute; null when the file is absent. */
-function readAttr(fs: ReadOnlyFs, path: string): string | null {
-  const b = fs.readFile(path);
-  return b === null ? null : text(b).trim();
+/** Reads a one-line attribute of a function's folder; null when the file is absent. */
+function readAttr(dir: FolderView, name: string): string | null {
+  return dir.readText(name)?.trim() ?? null;
 }
 
-function parseHexAttr(fs: ReadOnlyFs, path: string, max: number): number | null {
-  const s = readAttr(fs, path);
+function parseHexAttr(dir: FolderView, name: string, max: number): number | null {
+  const s = readAttr(dir, name);
   if (s === null) return null;
-  const m = /^0x([0-9a-f]{1,8})$/i.exec(s);
+  const m = HEX_ATTR_RE.exec(s);
   const v = m ? Number.parseInt(m[1], 16) : Number.NaN;
   if (!m || v > max)
     throw new InputError(
       `expected a hex number up to 0x${max.toString(16)} (e.g. 0x8086), got "${clip(s)}"`,
-      `${fs.where(path)}:1`,
+      `${dir.where(name)}:1`,
     );
   return v;
 }
 
-function parseIntAttr(fs: ReadOnlyFs, path: string): number | null {
-  const s = readAttr(fs, path);
+function parseIntAttr(dir: FolderView, name: string): number | null {
+  const s = readAttr(dir, name);
   if (s === null) return null;
-  if (!/^-?\d{1,9}$/.test(s))
-    throw new InputError(`expected a decimal number, got "${clip(s)}"`, `${fs.where(path)}:1`);
+  if (!INT_ATTR_RE.test(s))
+    throw new InputError(`expected a decimal number, got "${clip(s)}"`, `${dir.where(name)}:1`);
   return Number(s);
 }
 
 /** "8.0 GT/s PCIe", "8 GT/s", "2.5 GT/s" → GT/s; "Unknown speed" → null. */
-function parseSpeedAttr(fs: ReadOnlyFs, path: string): { value: number | null; raw: string } | undefined {
-  const s = readAttr(fs, path);
+function parseSpeedAttr(dir: FolderView, name: string): { value: number | null; raw: string } | undefined {
+  const s = readAttr(dir, name);
   if (s === null) return undefined;
-  if (/^unknown/i.test(s)) return { value: null, raw: s };
-  const m = /^(\d{1,3}(?:\.\d{1,3})?) ?GT\/s\b/.exec(s);
+  if (UNKNOWN_SPEED_RE.test(s)) return { value: null, raw: s };
+  const m = SPEED_RE.exec(s);
   if (!m)
     throw new InputError(
       `expected a link speed like "8.0 GT/s PCIe", got "${clip(s)}"`,
-      `${fs.where(path)}:1`,
+      `${dir.where(name)}:1`,
     );
   return { value: Number(m[1]), raw: s };
 }
 
-function parseWidthAttr(fs: ReadOnlyFs, path: string): { value: number; raw: string } | undefined {
-  const s = readAttr(fs, path);
+function parseWidthAttr(dir: FolderView, name: string): { value: number; raw: string } | undefined {
+  const s = readAttr(dir, name);
   if (s === null) return undefined;
-  if (!/^\d{1,2}$/.test(s))
-    throw new InputError(`expected a link width like "16", got "${clip(s)}"`, `${fs.where(path)}:1`);
+  if (!WIDTH_RE.test(s))
+    throw new InputError(`expected a link width like "16", got "${clip(s)}"`, `${dir.where(name)}:1`);
   return { value: Number(s), raw: s };
 }
 
 const clip = (s: string) => (s.length > 40 ? `${s.slice(0, 37)}...` : s).replace(/[^\x20-\x7e]/g, "?");
 
+/** A folder the walk is to list: its depth, host bridge folder and function (null: a host bridge). */
+interface WalkStep {
+  path: string;
+  depth: number;
+  host: HostFolder;
+  fn: Addr | null;
+  /** Function folders from the host bridge folder down to this one. */
+  fnDepth: number;
+}
+
 /** Collects every function folder: the index links and a walk of the host bridge folders. */
 function collectFunctions(fs: ReadOnlyFs, sys: string, notes: string[]): Found[] {
-  const paths: string[] = [];
+  // The walk knows each folder's host bridge and parent as it goes down, so the functions it
+  // finds need no parsing of their paths afterwards.
+  const walked: Found[] = [];
   let visited = 0;
   const devicesDir = joinPath(sys, "devices");
   for (const name of fs.list(devicesDir) ?? []) {
     if (!HB_RE.test(name)) continue;
-    const stack: { p: string; depth: number }[] = [{ p: joinPath(devicesDir, name), depth: 0 }];
+    const top = joinPath(devicesDir, name);
+    const stack: WalkStep[] = [{ path: top, depth: 0, host: hostFolder(name, top), fn: null, fnDepth: 0 }];
     while (stack.length) {
-      const { p, depth } = stack.pop()!;
-      if (++visited > MAX_WALK_NODES || depth > MAX_DEPTH)
-        throw new InputError(`sysfs tree too large or too deep below ${devicesDir}`, fs.where(p));
-      for (const child of fs.list(p) ?? []) {
-        const cp = joinPath(p, child);
-        if (fs.kind(cp) !== "dir") continue; // links (subsystem, driver, …) are never walked
-        if (parseBdfName(child)) {
-          paths.push(cp);
-          stack.push({ p: cp, depth: depth + 1 });
-        } else if (HB_RE.test(child)) stack.push({ p: cp, depth: depth + 1 }); // a nested domain (VMD)
+      const step = stack.pop()!;
+      if (++visited > MAX_WALK_NODES || step.depth > MAX_DEPTH)
+        throw new InputError(`sysfs tree too large or too deep below ${devicesDir}`, fs.where(step.path));
+      const listing = fs.folder(step.path).entries();
+      if (!listing) continue;
+      for (let i = 0; i < listing.names.length; i++) {
+        if (listing.kinds[i] !== "dir") continue; // links (subsystem, driver, …) are never walked
+        const child = listing.names[i];
+        const path = `${step.path}/${child}`;
+        const addr = parseBdfName(child);
+        if (addr) {
+          const fnDepth = step.fnDepth + 1;
+          walked.push({ addr, path, host: step.host, parent: step.fn?.bdf ?? null, depth: fnDepth });
+          stack.push({ path, depth: step.depth + 1, host: step.host, fn: addr, fnDepth });
+        } else if (HB_RE.test(child))
+          // a nested domain (VMD)
+          stack.push({ path, depth: step.depth + 1, host: hostFolder(child, path), fn: null, fnDepth: 0 });
       }
     }
   }
+  // Walked folders are known folders: an index link to one needs no look-up.
+  const byPath = new Set(walked.map((w) => w.path));
   const index = joinPath(sys, "bus/pci/devices");
-  for (const name of fs.list(index) ?? []) {
-    const lp = joinPath(index, name);
-    const target = fs.readlink(lp);
+  const indexDir = fs.folder(index);
+  const linked: string[] = [];
+  for (const name of indexDir.entries()?.names ?? []) {
+    const target = indexDir.readlink(name);
     if (target === null) {
-      if (fs.kind(lp) === "dir" && !paths.some((p) => basenameOf(p) === name))
+      if (
+        indexDir.kind(name) === "dir" &&
+        !walked.some((w) => basenameOf(w.path) === name) &&
+        !linked.some((p) => basenameOf(p) === name)
+      )
         notes.push(
           `${name}: bus/pci/devices/${name} is a folder, not a link, so its place in the tree is unknown; skipped`,
         );
       continue;
     }
-    const dest = linkDestination(lp, target);
-    if (dest === null || fs.kind(dest) !== "dir") {
+    const dest = linkDestination(`${index}/${name}`, target);
+    if (dest === null || (!byPath.has(dest) && fs.kind(dest) !== "dir")) {
       notes.push(`${name}: index link points to "${clip(target)}", which is not in the snapshot; skipped`);
       continue;
     }
-    paths.push(dest);
+    linked.push(dest);
   }
-  // Every BDF folder on the way down is a function too (hwloc dumps may miss index links).
   const found = new Map<string, Found>();
-  const byPath = new Set<string>();
+  const keep = (f: Found) => {
+    if (f.addr.segment !== f.host.domain)
+      throw new InputError(
+        `function ${f.addr.bdf} sits in host bridge folder ${basenameOf(f.host.path)} of another PCI domain`,
+        fs.where(f.path),
+      );
+    const prev = found.get(f.addr.bdf);
+    if (prev) {
+      if (prev.path !== f.path)
+        notes.push(`${f.addr.bdf}: found at two places (${prev.path} and ${f.path}); kept the first`);
+      return;
+    }
+    found.set(f.addr.bdf, f);
+  };
+  // A walked folder's parents were walked before it, and only function folders lie between it
+  // and its host bridge folder: it is kept as it is (each path once: a walk lists a folder once).
+  for (const w of walked) keep(w);
+  // An index link's folder is placed from its path; every BDF folder on the way down is a
+  // function too (hwloc dumps may miss index links).
   const consider = (path: string) => {
     if (byPath.has(path)) return;
     byPath.add(path);
@@ -227,13 +304,6 @@ function collectFunctions(fs: ReadOnlyFs, sys: string, notes: string[]): Found[]
       notes.push(`${addr.bdf}: ${path} is not below a pci<domain>:<bus> folder; skipped`);
       return;
     }
-    const hm = HB_RE.exec(parts[hostIdx])!;
-    const host = {
-      label: parts[hostIdx].toLowerCase(),
-      domain: Number.parseInt(hm[1], 16),
-      bus: Number.parseInt(hm[2], 16),
-      path: parts.slice(0, hostIdx + 1).join("/"),
-    };
     const below = parts.slice(hostIdx + 1);
     if (below.some((p) => !parseBdfName(p))) {
       notes.push(
@@ -243,38 +313,29 @@ function collectFunctions(fs: ReadOnlyFs, sys: string, notes: string[]): Found[]
     }
     for (let i = 1; i < below.length; i++) consider(parts.slice(0, hostIdx + 1 + i).join("/"));
     const parent = below.length > 1 ? parseBdfName(below[below.length - 2])!.bdf : null;
-    if (addr.segment !== host.domain)
-      throw new InputError(
-        `function ${addr.bdf} sits in host bridge folder ${parts[hostIdx]} of another PCI domain`,
-        fs.where(path),
-      );
-    const prev = found.get(addr.bdf);
-    if (prev) {
-      if (prev.path !== path)
-        notes.push(`${addr.bdf}: found at two places (${prev.path} and ${path}); kept the first`);
-      return;
-    }
-    found.set(addr.bdf, { addr, path, host, parent, depth: below.length });
+    const host = hostFolder(parts[hostIdx], parts.slice(0, hostIdx + 1).join("/"));
+    keep({ addr, path, host, parent, depth: below.length });
   };
-  for (const p of paths) consider(p);
+  for (const p of linked) consider(p);
   return [...found.values()];
 }
 
 /** A 64-byte type 0/1 header made from the id files, for snapshots without `config`. */
 function synthesizeHeader(
-  fs: ReadOnlyFs,
+  dir: FolderView,
   f: Found,
+  where: string,
   hasChildren: boolean,
   slotShared: boolean,
   prov: Provenance,
 ): { config: ConfigSpace } | null {
-  const vendor = parseHexAttr(fs, joinPath(f.path, "vendor"), 0xffff);
-  const device = parseHexAttr(fs, joinPath(f.path, "device"), 0xffff);
-  const cls = parseHexAttr(fs, joinPath(f.path, "class"), 0xffffff);
-  const rev = parseHexAttr(fs, joinPath(f.path, "revision"), 0xff);
-  const svid = parseHexAttr(fs, joinPath(f.path, "subsystem_vendor"), 0xffff);
-  const sdid = parseHexAttr(fs, joinPath(f.path, "subsystem_device"), 0xffff);
-  const made = { file: fs.where(f.path), note: "made up: the snapshot has no config file" };
+  const vendor = parseHexAttr(dir, "vendor", 0xffff);
+  const device = parseHexAttr(dir, "device", 0xffff);
+  const cls = parseHexAttr(dir, "class", 0xffffff);
+  const rev = parseHexAttr(dir, "revision", 0xff);
+  const svid = parseHexAttr(dir, "subsystem_vendor", 0xffff);
+  const sdid = parseHexAttr(dir, "subsystem_device", 0xffff);
+  const made = { file: where, note: "made up: the snapshot has no config file" };
   let classCode = cls;
   if (vendor === null || device === null || cls === null) {
     if (!hasChildren) return null;
@@ -296,7 +357,7 @@ function synthesizeHeader(
     cfg.write16(0x2c, svid ?? 0);
     cfg.write16(0x2e, sdid ?? 0);
   }
-  const src = (name: string) => ({ file: fs.where(joinPath(f.path, name)), line: 1 });
+  const src = (name: string) => ({ file: dir.where(name), line: 1 });
   if (vendor !== null) prov.record(f.addr.bdf, "vendor", vendor, src("vendor"));
   else
     prov.record(f.addr.bdf, "vendor", 0xffff, {
@@ -318,6 +379,9 @@ function synthesizeHeader(
   return { config: cfg };
 }
 
+/** Only the first 4096 bytes of a `config` file are config space; the rest is never read. */
+const CONFIG_SPACE_MAX = 4096;
+
 function loadFunction(
   fs: ReadOnlyFs,
   f: Found,
@@ -326,100 +390,116 @@ function loadFunction(
   prov: Provenance,
   notes: string[],
 ): Loaded | null {
-  const cfgPath = joinPath(f.path, "config");
-  const raw = fs.readFile(cfgPath);
+  const bdf = f.addr.bdf;
+  const dir = fs.folder(f.path);
+  const where = dir.where();
+  const raw = dir.readFile("config", CONFIG_SPACE_MAX);
   if (raw && raw.length > 0) {
     const config = configFromBytes(raw);
-    const len = Math.min(raw.length, 4096);
-    const src = (field: string) => ({ file: fs.where(cfgPath), field });
-    prov.record(f.addr.bdf, "config", { length: len }, src(`${len} bytes`));
-    prov.record(f.addr.bdf, "vendor", config.read16(0), src("Vendor ID @0x00"));
-    prov.record(f.addr.bdf, "device", config.read16(2), src("Device ID @0x02"));
-    prov.record(
-      f.addr.bdf,
-      "class",
-      (config.read16(0x0a) << 8) | config.read8(0x09),
-      src("Class Code @0x09"),
-    );
-    prov.record(f.addr.bdf, "revision", config.read8(8), src("Revision ID @0x08"));
-    prov.record(f.addr.bdf, "headerType", config.read8(0x0e) & 0x7f, src("Header Type @0x0e"));
+    const len = raw.length;
+    const file = dir.where("config");
+    prov.record(bdf, "config", { length: len }, { file, field: `${len} bytes` });
+    prov.record(bdf, "vendor", config.read16(0), { file, field: "Vendor ID @0x00" });
+    prov.record(bdf, "device", config.read16(2), { file, field: "Device ID @0x02" });
+    prov.record(bdf, "class", (config.read16(0x0a) << 8) | config.read8(0x09), {
+      file,
+      field: "Class Code @0x09",
+    });
+    prov.record(bdf, "revision", config.read8(8), { file, field: "Revision ID @0x08" });
+    prov.record(bdf, "headerType", config.read8(0x0e) & 0x7f, { file, field: "Header Type @0x0e" });
     if (len < 4) {
-      notes.push(`${f.addr.bdf}: config holds only ${len} bytes; ids unreadable`);
+      notes.push(`${bdf}: config holds only ${len} bytes; ids unreadable`);
     }
     // A VF's own config space reads its ids as 0xffff; sysfs has the real ones in files.
-    if (config.read16(0) === 0xffff && fs.kind(joinPath(f.path, "physfn")) !== null) {
-      const vendor = parseHexAttr(fs, joinPath(f.path, "vendor"), 0xffff);
-      const device = parseHexAttr(fs, joinPath(f.path, "device"), 0xffff);
+    if (config.read16(0) === 0xffff && dir.kind("physfn") !== null) {
+      const vendor = parseHexAttr(dir, "vendor", 0xffff);
+      const device = parseHexAttr(dir, "device", 0xffff);
       if (vendor !== null && device !== null) {
         config.write16(0, vendor);
         config.write16(2, device);
-        prov.record(f.addr.bdf, "vendor", vendor, {
-          file: fs.where(joinPath(f.path, "vendor")),
+        prov.record(bdf, "vendor", vendor, {
+          file: dir.where("vendor"),
           line: 1,
           note: "a VF reads 0xffff in config",
         });
-        prov.record(f.addr.bdf, "device", device, {
-          file: fs.where(joinPath(f.path, "device")),
+        prov.record(bdf, "device", device, {
+          file: dir.where("device"),
           line: 1,
           note: "a VF reads 0xffff in config",
         });
       }
     }
-    return { ...f, config, configLength: len, synthesized: false, hasChildren };
+    return loaded(f, dir, where, config, len, false, hasChildren);
   }
-  const s = synthesizeHeader(fs, f, hasChildren, slotShared, prov);
+  const s = synthesizeHeader(dir, f, where, hasChildren, slotShared, prov);
   if (!s) {
-    notes.push(`${f.addr.bdf}: no config, vendor, device or class file in ${f.path}; skipped`);
+    notes.push(`${bdf}: no config, vendor, device or class file in ${f.path}; skipped`);
     return null;
   }
   prov.record(
-    f.addr.bdf,
+    bdf,
     "config",
     { length: 0 },
-    { file: fs.where(f.path), note: "no config file: header made from the id files" },
+    { file: where, note: "no config file: header made from the id files" },
   );
-  return { ...f, config: s.config, configLength: 0, synthesized: true, hasChildren };
+  return loaded(f, dir, where, s.config, 0, true, hasChildren);
 }
 
-function parseResources(fs: ReadOnlyFs, path: string, dev: PciDev, prov: Provenance): void {
-  const b = fs.readFile(path);
-  if (!b) return;
-  const lines = text(b).split("\n");
-  const count = Math.min(lines.length, 6);
-  for (let i = 0; i < count; i++) {
+/** A {@link Loaded} record, its fields listed (an object spread of `f` costs more, per function). */
+function loaded(
+  f: Found,
+  dir: FolderView,
+  where: string,
+  config: ConfigSpace,
+  configLength: number,
+  synthesized: boolean,
+  hasChildren: boolean,
+): Loaded {
+  const { addr, path, host, parent, depth } = f;
+  return { addr, path, host, parent, depth, dir, where, config, configLength, synthesized, hasChildren };
+}
+
+function parseResources(dir: FolderView, dev: PciDev, prov: Provenance): void {
+  const content = dir.readText("resource");
+  if (content === null) return;
+  const lines = content.split("\n", 6); // the six BARs (the ROM and bridge windows follow: not read)
+  let file: string | undefined;
+  for (let i = 0; i < lines.length; i++) {
     const line = lines[i].trim();
-    if (line === "") continue;
-    const m = /^0x([0-9a-f]{1,16}) 0x([0-9a-f]{1,16}) 0x([0-9a-f]{1,16})$/i.exec(line);
+    if (line === "" || line === UNUSED_RESOURCE_LINE) continue;
+    const m = RESOURCE_LINE_RE.exec(line);
     if (!m)
       throw new InputError(
         `expected "0x<start> 0x<end> 0x<flags>", got "${clip(line)}"`,
-        `${fs.where(path)}:${i + 1}`,
+        `${dir.where("resource")}:${i + 1}`,
       );
+    // an unused BAR (start and end zero) otherwise written: skipped before any BigInt is made
+    if (ALL_ZEROS_RE.test(m[1]) && ALL_ZEROS_RE.test(m[2])) continue;
     const start = BigInt(`0x${m[1]}`);
     const end = BigInt(`0x${m[2]}`);
-    const flags = Number(BigInt(`0x${m[3]}`) & 0xffffffffn);
-    if (start === 0n && end === 0n) continue;
     if (end < start)
       throw new InputError(
         `resource ends (0x${m[2]}) before it starts (0x${m[1]})`,
-        `${fs.where(path)}:${i + 1}`,
+        `${dir.where("resource")}:${i + 1}`,
       );
+    // the low 32 bits of the flags: the last 8 hex digits
+    const flags = Number.parseInt(m[3].slice(-8), 16);
     const r: Resource = { index: i, flags, start, len: end - start + 1n };
     dev.resources[i] = r;
-    prov.record(dev.bdf, `BAR${i}`, r, { file: fs.where(path), line: i + 1 });
+    file ??= dir.where("resource");
+    prov.record(dev.bdf, `BAR${i}`, r, { file, line: i + 1 });
   }
 }
 
-function driverOf(fs: ReadOnlyFs, path: string): { name: string; file: string } | null {
-  const link = joinPath(path, "driver");
-  const target = fs.readlink(link);
+function driverOf(dir: FolderView): { name: string; file: string } | null {
+  const target = dir.readlink("driver");
   if (target !== null) {
-    const name = basenameOf(target.replace(/\/+$/, ""));
-    if (name) return { name, file: fs.where(link) };
+    const name = basenameOf(target.replace(TRAILING_SLASHES_RE, ""));
+    if (name) return { name, file: dir.where("driver") };
   }
-  const ue = readAttr(fs, joinPath(path, "uevent"));
+  const ue = readAttr(dir, "uevent");
   const m = ue ? /^DRIVER=(.+)$/m.exec(ue) : null;
-  return m ? { name: m[1].trim(), file: fs.where(joinPath(path, "uevent")) } : null;
+  return m ? { name: m[1].trim(), file: dir.where("uevent") } : null;
 }
 
 /** `proc/cpuinfo` (first processor): vendor_id, cpu family, model, model name. */
@@ -465,15 +545,12 @@ export function importSysfs(fs: ReadOnlyFs, opts: { name?: string; sysRoot?: str
   if (!found.length)
     throw new InputError("no PCI functions in this sysfs tree", fs.where(joinPath(sys, "bus/pci/devices")));
   const parents = new Set(found.map((f) => f.parent).filter((p): p is string => p !== null));
-  const slotUse = new Map<string, number>();
-  for (const f of found) {
-    const slot = `${f.addr.segment}:${f.addr.bus}:${f.addr.devfn >> 3}`;
-    slotUse.set(slot, (slotUse.get(slot) ?? 0) + 1);
-  }
+  const slotUse = new Map<number, number>();
+  for (const f of found) slotUse.set(slotKey(f.addr), (slotUse.get(slotKey(f.addr)) ?? 0) + 1);
   const loaded: Loaded[] = [];
   for (const f of found) {
-    const slot = `${f.addr.segment}:${f.addr.bus}:${f.addr.devfn >> 3}`;
-    const l = loadFunction(fs, f, parents.has(f.addr.bdf), (slotUse.get(slot) ?? 0) > 1, provenance, notes);
+    const slotShared = (slotUse.get(slotKey(f.addr)) ?? 0) > 1;
+    const l = loadFunction(fs, f, parents.has(f.addr.bdf), slotShared, provenance, notes);
     if (l) loaded.push(l);
   }
   loaded.sort(
@@ -490,7 +567,7 @@ export function importSysfs(fs: ReadOnlyFs, opts: { name?: string; sysRoot?: str
   // Host bridges, with the NUMA node the kernel gave the functions below them.
   const numaOf = new Map<string, number>();
   for (const l of loaded) {
-    const n = parseIntAttr(fs, joinPath(l.path, "numa_node"));
+    const n = parseIntAttr(l.dir, "numa_node");
     if (n !== null) numaOf.set(l.addr.bdf, n);
   }
   const hosts = new Map<string, HostBridge>();
@@ -517,7 +594,7 @@ export function importSysfs(fs: ReadOnlyFs, opts: { name?: string; sysRoot?: str
       numa,
       carrier
         ? {
-            file: fs.where(joinPath(carrier.path, "numa_node")),
+            file: carrier.dir.where("numa_node"),
             line: 1,
             note: `numa_node of ${carrier.addr.bdf}`,
           }
@@ -530,7 +607,7 @@ export function importSysfs(fs: ReadOnlyFs, opts: { name?: string; sysRoot?: str
     .filter((l) => (l.config.read8(0x0e) & 0x7f) !== 0 && l.configLength >= 0x1b)
     .map((l) => ({ config: l.config, regs: l.config.bytes.slice(0x18, 0x1b) }));
   const added = new Map<string, { dev: PciDev; l: Loaded }>();
-  const isVf = (l: Loaded) => fs.kind(joinPath(l.path, "physfn")) !== null;
+  const isVf = (l: Loaded) => l.dir.kind("physfn") !== null;
   for (const l of loaded) {
     const hb = hosts.get(l.host.label)!;
     let bus = hb.rootBus;
@@ -542,7 +619,7 @@ export function importSysfs(fs: ReadOnlyFs, opts: { name?: string; sysRoot?: str
         }
         throw new InputError(
           `function ${l.addr.bdf} sits directly in host bridge folder ${l.host.label} but is on another bus`,
-          fs.where(l.path),
+          l.where,
         );
       }
     } else {
@@ -554,13 +631,13 @@ export function importSysfs(fs: ReadOnlyFs, opts: { name?: string; sysRoot?: str
       if (!p.dev.isBridgeHeader)
         throw new InputError(
           `function ${l.addr.bdf} sits below ${l.parent}, which is not a bridge (header type ${p.dev.headerType & 0x7f})`,
-          fs.where(l.path),
+          l.where,
         );
       if (!p.dev.subordinate) {
         if (l.addr.bus <= p.dev.busNumber)
           throw new InputError(
             `function ${l.addr.bdf} sits below bridge ${l.parent} but its bus is not above the bridge's`,
-            fs.where(l.path),
+            l.where,
           );
         fabric.addSecondaryBus(p.dev, l.addr.bus);
       } else if (p.dev.subordinate.number !== l.addr.bus) {
@@ -570,20 +647,20 @@ export function importSysfs(fs: ReadOnlyFs, opts: { name?: string; sysRoot?: str
         }
         throw new InputError(
           `function ${l.addr.bdf} sits below bridge ${l.parent}, whose secondary bus is ${hex2(p.dev.subordinate.number)}`,
-          fs.where(l.path),
+          l.where,
         );
       }
       bus = p.dev.subordinate!;
     }
     const dev = fabric.addFunction(bus, l.addr.devfn, l.config);
     added.set(l.addr.bdf, { dev, l });
-    provenance.record(dev.bdf, "parent", l.parent, { file: fs.where(l.path), note: "the folder it sits in" });
+    provenance.record(dev.bdf, "parent", l.parent, { file: l.where, note: "the folder it sits in" });
   }
 
   // Bridges with nothing below them still lead to a bus: take its number from the snapshot.
   for (const { dev, l } of added.values()) {
     if (!dev.isBridgeHeader || dev.subordinate) continue;
-    const fromFile = parseIntAttr(fs, joinPath(l.path, "secondary_bus_number"));
+    const fromFile = parseIntAttr(l.dir, "secondary_bus_number");
     const sec = fromFile ?? (l.configLength >= 0x1a ? l.config.read8(0x19) : 0);
     if (sec > dev.busNumber && sec <= 0xff && !fabric.findBus(dev.segment, sec)) {
       fabric.addSecondaryBus(dev, sec);
@@ -592,8 +669,8 @@ export function importSysfs(fs: ReadOnlyFs, opts: { name?: string; sysRoot?: str
         "secondaryBus",
         sec,
         fromFile !== null
-          ? { file: fs.where(joinPath(l.path, "secondary_bus_number")), line: 1 }
-          : { file: fs.where(joinPath(l.path, "config")), field: "Secondary Bus Number @0x19" },
+          ? { file: l.dir.where("secondary_bus_number"), line: 1 }
+          : { file: l.dir.where("config"), field: "Secondary Bus Number @0x19" },
       );
     }
   }
@@ -605,9 +682,9 @@ export function importSysfs(fs: ReadOnlyFs, opts: { name?: string; sysRoot?: str
   const groups = new Map<number, string[]>();
   let linkFiles = 0;
   for (const { dev, l } of added.values()) {
-    const at = (n: string) => joinPath(l.path, n);
-    parseResources(fs, at("resource"), dev, provenance);
-    const drv = driverOf(fs, l.path);
+    const dir = l.dir;
+    parseResources(dir, dev, provenance);
+    const drv = driverOf(dir);
     if (drv) {
       dev.driver = drv.name;
       provenance.record(dev.bdf, "driver", drv.name, { file: drv.file });
@@ -615,26 +692,26 @@ export function importSysfs(fs: ReadOnlyFs, opts: { name?: string; sysRoot?: str
     const numa = numaOf.get(dev.bdf);
     dev.numaNode = numa ?? dev.hostBridge.numaNode;
     if (numa !== undefined)
-      provenance.record(dev.bdf, "numa_node", numa, { file: fs.where(at("numa_node")), line: 1 });
-    const g = fs.readlink(at("iommu_group"));
+      provenance.record(dev.bdf, "numa_node", numa, { file: dir.where("numa_node"), line: 1 });
+    const g = dir.readlink("iommu_group");
     if (g !== null) {
-      const id = basenameOf(g.replace(/\/+$/, ""));
-      if (/^\d{1,9}$/.test(id)) {
+      const id = basenameOf(g.replace(TRAILING_SLASHES_RE, ""));
+      if (GROUP_ID_RE.test(id)) {
         const list = groups.get(Number(id));
         if (list) list.push(dev.bdf);
         else groups.set(Number(id), [dev.bdf]);
         provenance.record(dev.bdf, "iommu_group", Number(id), {
-          file: fs.where(at("iommu_group")),
+          file: dir.where("iommu_group"),
           note: "reported by the kernel",
         });
       } else notes.push(`${dev.bdf}: iommu_group link "${clip(g)}" does not end in a group number; ignored`);
     }
-    const cur = parseSpeedAttr(fs, at("current_link_speed"));
-    const curW = parseWidthAttr(fs, at("current_link_width"));
-    const max = parseSpeedAttr(fs, at("max_link_speed"));
-    const maxW = parseWidthAttr(fs, at("max_link_width"));
+    const cur = parseSpeedAttr(dir, "current_link_speed");
+    const curW = parseWidthAttr(dir, "current_link_width");
+    const max = parseSpeedAttr(dir, "max_link_speed");
+    const maxW = parseWidthAttr(dir, "max_link_width");
     const rec = (name: string, v: { value: number | null; raw: string } | undefined) => {
-      if (v) provenance.record(dev.bdf, name, v.value, { file: fs.where(at(name)), line: 1, field: v.raw });
+      if (v) provenance.record(dev.bdf, name, v.value, { file: dir.where(name), line: 1, field: v.raw });
     };
     rec("current_link_speed", cur);
     rec("current_link_width", curW);
@@ -651,21 +728,21 @@ export function importSysfs(fs: ReadOnlyFs, opts: { name?: string; sysRoot?: str
       };
       dev.reportedLink = link;
       provenance.record(dev.bdf, "link", link, {
-        file: fs.where(l.path),
+        file: l.where,
         note: "from the *_link_speed/*_link_width files: the config space has no PCIe capability to read",
       });
     } else if (dev.isPcie && dev.link) {
       provenance.record(dev.bdf, "link", dev.link, {
-        file: fs.where(at("config")),
+        file: dir.where("config"),
         field: `LnkCap/LnkSta @0x${(dev.pcieCapOffset + 0x0c).toString(16)}`,
       });
     }
   }
   // SR-IOV: physfn links (each VF names its PF); virtfnN on the PF gives the order.
   for (const { dev, l } of added.values()) {
-    const t = fs.readlink(joinPath(l.path, "physfn"));
+    const t = l.dir.readlink("physfn");
     if (t === null) continue;
-    const pfAddr = parseBdfName(basenameOf(t.replace(/\/+$/, "")));
+    const pfAddr = parseBdfName(basenameOf(t.replace(TRAILING_SLASHES_RE, "")));
     const pf = pfAddr ? added.get(pfAddr.bdf) : undefined;
     if (!pf) {
       notes.push(`${dev.bdf}: physfn link "${clip(t)}" names no imported function; not marked as a VF`);
@@ -673,7 +750,7 @@ export function importSysfs(fs: ReadOnlyFs, opts: { name?: string; sysRoot?: str
     }
     dev.isVirtfn = true;
     dev.physfn = pf.dev;
-    provenance.record(dev.bdf, "physfn", pf.dev.bdf, { file: fs.where(joinPath(l.path, "physfn")) });
+    provenance.record(dev.bdf, "physfn", pf.dev.bdf, { file: l.dir.where("physfn") });
   }
   const vfsOf = new Map<PciDev, PciDev[]>();
   for (const { dev } of added.values())
@@ -684,10 +761,11 @@ export function importSysfs(fs: ReadOnlyFs, opts: { name?: string; sysRoot?: str
     }
   for (const { dev, l } of added.values()) {
     const vfs: { n: number; vf: PciDev }[] = [];
-    for (const name of fs.list(l.path) ?? []) {
-      const m = /^virtfn(\d+)$/.exec(name);
-      const t = m ? fs.readlink(joinPath(l.path, name)) : null;
-      const a = t !== null ? parseBdfName(basenameOf(t.replace(/\/+$/, ""))) : null;
+    for (const name of l.dir.entries()?.names ?? []) {
+      if (!name.startsWith("virtfn")) continue; // most names: no regex needed
+      const m = VIRTFN_RE.exec(name);
+      const t = m ? l.dir.readlink(name) : null;
+      const a = t !== null ? parseBdfName(basenameOf(t.replace(TRAILING_SLASHES_RE, ""))) : null;
       const vf = a ? added.get(a.bdf)?.dev : undefined;
       if (m && vf?.physfn === dev) vfs.push({ n: Number(m[1]), vf });
     }
@@ -699,7 +777,7 @@ export function importSysfs(fs: ReadOnlyFs, opts: { name?: string; sysRoot?: str
         dev.bdf,
         "virtfns",
         dev.virtfns.map((v) => v.bdf),
-        { file: fs.where(l.path), field: "virtfn* links" },
+        { file: l.where, field: "virtfn* links" },
       );
   }
 
@@ -760,6 +838,9 @@ export function importSysfs(fs: ReadOnlyFs, opts: { name?: string; sysRoot?: str
 }
 
 const hex2 = (n: number) => n.toString(16).padStart(2, "0");
+
+/** A number for a function's slot (domain, bus, device), for counting the functions per slot. */
+const slotKey = (a: Addr) => (a.segment * 0x100 + a.bus) * 0x20 + (a.devfn >> 3);
 
 /** Opens a sysfs source on disk: a folder (a copy of /sys, or /sys itself) or an archive of one. */
 export function openSysfsSource(path: string): { fs: ReadOnlyFs; sysRoot?: string } {

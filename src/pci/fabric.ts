@@ -14,6 +14,20 @@ export interface CpuInfo {
   source: string;
 }
 
+/**
+ * The bus numbered `number` in the tree from `bus`, depth first with the last child first (the
+ * order a stack of children gives), by recursion: nothing allocated per call (importers call it
+ * once per bridge).
+ */
+function findBelow(bus: PciBus, number: number): PciBus | undefined {
+  if (bus.number === number) return bus;
+  for (let i = bus.children.length - 1; i >= 0; i--) {
+    const found = findBelow(bus.children[i], number);
+    if (found) return found;
+  }
+  return undefined;
+}
+
 /** What the kernel assumes when nothing says otherwise (kernel-semantics §0.2): not AMD Zen. */
 export const DEFAULT_CPU: CpuInfo = { vendor: "GenuineIntel", family: 6, source: "assumed (spec default)" };
 
@@ -85,12 +99,8 @@ export class Fabric {
   findBus(domain: number, number: number): PciBus | undefined {
     for (const hb of this.hostBridges) {
       if (hb.domain !== domain) continue;
-      const stack = [hb.rootBus];
-      while (stack.length) {
-        const b = stack.pop()!;
-        if (b.number === number) return b;
-        stack.push(...b.children);
-      }
+      const found = findBelow(hb.rootBus, number);
+      if (found) return found;
     }
     return undefined;
   }
