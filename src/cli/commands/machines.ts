@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { builtinMachines } from "../../import/builtin.js";
+import { builtinMachines } from "../../import/builtin-list.js";
 import { guard, print, printJson } from "../io.js";
 
 export function registerMachines(program: Command): void {
