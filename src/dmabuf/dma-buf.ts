@@ -15,6 +15,7 @@ import {
   SEEK_SET,
   type UserBuffer,
 } from "../core/file.js";
+import { addFirst, removeItem } from "../core/list.js";
 import { Lock, type LockChecker } from "../core/locks.js";
 import type { DmaDevice } from "../dma/device.js";
 import { deviceName } from "../dma/device.js";
@@ -309,7 +310,7 @@ export class DmaBufCore {
     );
     buf.ops.attach?.(buf, a); // exporter errors propagate; nothing was linked
     buf.resv.lock();
-    buf.attachments.unshift(a); // head insertion: newest first
+    addFirst(buf.attachments, a); // head insertion: newest first
     buf.resv.unlock();
     if (this.tracing())
       this.emit({
@@ -336,8 +337,7 @@ export class DmaBufCore {
     }
     buf.resv.assertNotHeld("dma_buf_detach");
     buf.resv.lock();
-    const i = buf.attachments.indexOf(a);
-    if (i >= 0) buf.attachments.splice(i, 1);
+    removeItem(buf.attachments, a);
     buf.resv.unlock();
     if (a.mappings.length)
       this.diag.record("leak:mapping-on-detach", `${a.label} detached with ${a.mappings.length} mapping(s)`);
@@ -411,8 +411,7 @@ export class DmaBufCore {
     }
     a.dmabuf.resv.assertHeld("dma_buf_unmap_attachment");
     a.dmabuf.ops.unmapDmaBuf(a, sgt, dir);
-    const i = a.mappings.indexOf(sgt);
-    if (i >= 0) a.mappings.splice(i, 1);
+    removeItem(a.mappings, sgt);
     if (this.pinOnMap(a)) a.dmabuf.ops.unpin!(a);
     if (this.tracing()) this.emit({ kind: "unmap", dmabuf: a.dmabuf.label, attachment: a.label });
   }

@@ -6,6 +6,7 @@
 import { KernelError } from "../core/errors.js";
 import type { UserBuffer } from "../core/file.js";
 import { O_CLOEXEC } from "../core/file.js";
+import { removeItem } from "../core/list.js";
 import type { DmaDevice } from "../dma/device.js";
 import {
   assertAttachResvHeld,
@@ -271,8 +272,7 @@ export function vfioDmaBufOps(owner: VfioPciDevice): DmaBufOps {
       const vdev = p.vdev;
       if (vdev) {
         vdev.memoryLock.lock();
-        const i = vdev.dmabufs.indexOf(p);
-        if (i >= 0) vdev.dmabufs.splice(i, 1);
+        removeItem(vdev.dmabufs, p);
         vdev.memoryLock.unlock();
         vdev.putRegistration();
         if (m.log.active) m.log.emit({ kind: "vfio-release", device: vdev.pdev.bdf, dmabuf: buf.label });
@@ -367,8 +367,7 @@ export function dmaBufCleanup(vdev: VfioPciDevice): void {
       const buf = p.dmabuf;
       if (!buf.file.getActive()) continue; // dying: its own release unlinks it (K-144)
       buf.resv.with(() => {
-        const i = vdev.dmabufs.indexOf(p);
-        if (i >= 0) vdev.dmabufs.splice(i, 1);
+        removeItem(vdev.dmabufs, p);
         p.vdev = null;
         p.revoked = true;
         if (m.log.active) m.log.emit({ kind: "cleanup", device: vdev.pdev.bdf, dmabuf: buf.label });
