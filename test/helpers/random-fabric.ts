@@ -31,24 +31,35 @@ function endpointsArb(): fc.Arbitrary<MachineFunctionInput[]> {
     );
 }
 
-const switchArb: fc.Arbitrary<MachineFunctionInput> = fc
-  .record({
-    dsps: fc.array(fc.record({ acs: acsArb, below: endpointsArb() }), { minLength: 1, maxLength: 3 }),
-  })
-  .map(({ dsps }) => ({
-    at: "00.0",
-    kind: "upstream-port" as const,
-    id: "10b5:8796",
-    link: { speed: 16, width: 16 },
-    below: dsps.map((d, i) => ({
-      at: slotFn(i, 0),
-      kind: "downstream-port" as const,
+/**
+ * A switch: 1–3 downstream ports, each leading to endpoints or (while `nest` > 0) to another
+ * switch, so that some paths cross two switches (nvidia-smi's PXB).
+ */
+function switchArb(nest: number): fc.Arbitrary<MachineFunctionInput> {
+  const below: fc.Arbitrary<MachineFunctionInput[]> =
+    nest > 0
+      ? fc.oneof(
+          { arbitrary: endpointsArb(), weight: 3 },
+          { arbitrary: switchArb(nest - 1).map((s) => [s]), weight: 1 },
+        )
+      : endpointsArb();
+  return fc
+    .record({ dsps: fc.array(fc.record({ acs: acsArb, below }), { minLength: 1, maxLength: 3 }) })
+    .map(({ dsps }) => ({
+      at: "00.0",
+      kind: "upstream-port" as const,
       id: "10b5:8796",
       link: { speed: 16, width: 16 },
-      ...(d.acs ? { acs: d.acs } : {}),
-      below: d.below,
-    })),
-  }));
+      below: dsps.map((d, i) => ({
+        at: slotFn(i, 0),
+        kind: "downstream-port" as const,
+        id: "10b5:8796",
+        link: { speed: 16, width: 16 },
+        ...(d.acs ? { acs: d.acs } : {}),
+        below: d.below,
+      })),
+    }));
+}
 
 const rootPortArb = (slot: number) =>
   fc
@@ -56,7 +67,7 @@ const rootPortArb = (slot: number) =>
       acs: acsArb,
       child: fc.oneof(
         endpointsArb(),
-        switchArb.map((s) => [s]),
+        switchArb(1).map((s) => [s]),
       ),
     })
     .map(
