@@ -5,8 +5,9 @@
  * driver shows it to the VM as fake 64-bit BARs — "usemem" as region 4 and, on chips with the MIG
  * hardware bug, "resmem" (the last GiB, uncached) as region 2. This file holds the probe (device-
  * ready wait, firmware properties, MIG-bug detection through an NVIDIA DVSEC, fake BAR split), the
- * driver's `get_dmabuf_phys` (§9.2), its VFIO_DEVICE_GET_REGION_INFO for the fake regions, the
- * emulated fake-BAR registers and their clearing on VFIO_DEVICE_RESET.
+ * driver's `get_dmabuf_phys` (§9.2), its VFIO_DEVICE_GET_REGION_INFO for the fake regions, and
+ * the emulated fake-BAR registers: read and written through the VFIO config region, cleared at
+ * the first open and on VFIO_DEVICE_RESET.
  */
 import { InputError, KernelError } from "../core/errors.js";
 import type { UserBuffer } from "../core/file.js";
@@ -539,6 +540,22 @@ export class NvgraceGpuDriver implements VfioVariantDriver {
   preReset(vdev: VfioPciDevice): void {
     const nv = this.nvdev(vdev);
     if (nv.ops === "nvgrace") nv.clearFakeBars();
+  }
+
+  /** `nvgrace_gpu_open_device`: a GPU with device memory starts with cleared fake BARs. */
+  openDevice(vdev: VfioPciDevice): void {
+    const nv = this.nvdev(vdev);
+    if (nv.ops === "nvgrace") nv.clearFakeBars();
+  }
+
+  /** `nvgrace_gpu_read_config_emu`: the fake BAR registers come from the emulation. */
+  configRead(vdev: VfioPciDevice, offset: number, size: 1 | 2 | 4): number | null {
+    return this.nvdev(vdev).configRead(offset, size);
+  }
+
+  /** `nvgrace_gpu_write_config_emu`: writes to the fake BAR registers stay in the emulation. */
+  configWrite(vdev: VfioPciDevice, offset: number, size: 1 | 2 | 4, value: number): boolean {
+    return this.nvdev(vdev).configWrite(offset, size, value);
   }
 
   /** nvgrace's own device ioctls; everything else (and all of a core-ops GPU) goes to vfio-pci. */

@@ -63,6 +63,15 @@ export interface VfioVariantDriver {
     | null;
   /** Runs before the core reset of VFIO_DEVICE_RESET (nvgrace clears its fake BARs). */
   preReset?(vdev: VfioPciDevice): void;
+  /** `open_device` after `vfio_pci_core_enable`, on the first open (nvgrace clears its fake BARs). */
+  openDevice?(vdev: VfioPciDevice): void;
+  /**
+   * Config-region registers the variant emulates (nvgrace: the fake BARs): the value a `pread`
+   * returns, or null to let the core answer.
+   */
+  configRead?(vdev: VfioPciDevice, offset: number, size: 1 | 2 | 4): number | null;
+  /** A `pwrite` of an emulated register: true when the variant took it (the device never sees it). */
+  configWrite?(vdev: VfioPciDevice, offset: number, size: 1 | 2 | 4, value: number): boolean;
   /**
    * Device-fd ioctls the variant answers itself, ahead of vfio-pci (nvgrace: GET_REGION_INFO of
    * its fake BARs, IOEVENTFD); `undefined` hands the call on to the core.
@@ -247,7 +256,10 @@ export class Vfio {
       this.devices.get(pdev) ??
       this.bind(pdev, pdev.driver && VFIO_DRIVERS[pdev.driver] ? pdev.driver : "vfio-pci");
     if (vdev.unregisterPending) throw new KernelError("ENODEV", `${bdf} is being unregistered`);
-    if (vdev.openCount === 0) this.enable(vdev);
+    if (vdev.openCount === 0) {
+      this.enable(vdev);
+      vdev.driver.openDevice?.(vdev);
+    }
     vdev.openCount++;
     const file = new KFile("vfio-device", this.fileOps(), 2, {
       vdev,
@@ -551,6 +563,8 @@ export class Vfio {
   /** `pread` of the config region. COMMAND's MEMORY and IO bits are the virtual ones. */
   configRead(fd: number, offset: number, size: 1 | 2 | 4): number {
     const vdev = this.deviceOf(fd);
+    const emulated = vdev.driver.configRead?.(vdev, offset, size);
+    if (emulated !== undefined && emulated !== null) return emulated >>> 0;
     let v = vdev.pdev.configRead(offset, size);
     if (offset <= PCI_COMMAND + 1 && offset + size > PCI_COMMAND) {
       const virt =
@@ -577,6 +591,7 @@ export class Vfio {
         `config write of ${size} bytes at 0x${offset.toString(16)} is not naturally aligned`,
       );
     this.machine.log.emit({ kind: "config-write", device: vdev.bdf, offset, size, value });
+    if (vdev.driver.configWrite?.(vdev, offset, size, value)) return;
     const p = vdev.pdev;
     const pm = p.pmCapOffset;
     const exp = p.pcieCapOffset;

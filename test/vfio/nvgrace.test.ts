@@ -454,6 +454,39 @@ test("nvgrace ioctls: IOEVENTFD → -ENOTTY; fake BAR sizing reads back ~(bar_si
   assert.equal(g.nv.configWrite(0x18, 4, 1), false);
 });
 
+test("nvgrace config region: pread/pwrite of BAR2–5 reach the emulated fake BARs, never the device, and the first open clears them", () => {
+  const g = gpuF({ mig: "fixed" });
+  const real = [0x18, 0x1c, 0x20, 0x24].map((o) => g.gpu.configRead(o, 4));
+  const read = (fd: number, o: number, size: 1 | 2 | 4 = 4) => g.m.vfio.configRead(fd, o, size);
+  // sizing, as a guest BIOS does it
+  g.m.vfio.configWrite(g.fd, 0x20, 4, 0xffff_ffff);
+  g.m.vfio.configWrite(g.fd, 0x24, 4, 0xffff_ffff);
+  assert.deepEqual([read(g.fd, 0x20), read(g.fd, 0x24), read(g.fd, 0x24, 2)], [0xc, 0xffff_ffe0, 0xffe0]);
+  // an address programmed by the guest reads back; the device's own registers never moved
+  g.m.vfio.configWrite(g.fd, 0x24, 4, 0x4000);
+  assert.equal(read(g.fd, 0x24), 0x4000);
+  assert.deepEqual(
+    [0x18, 0x1c, 0x20, 0x24].map((o) => g.gpu.configRead(o, 4)),
+    real,
+  );
+  // the value survives while the device stays open, and a new open starts from zero
+  const fd2 = g.m.vfio.open(BDF.EPa);
+  assert.equal(read(fd2, 0x24), 0x4000);
+  g.m.fds.close(fd2);
+  g.m.fds.close(g.fd);
+  const fd3 = g.m.vfio.open(BDF.EPa);
+  assert.deepEqual([read(fd3, 0x20), read(fd3, 0x24)], [0xc, 0]);
+  // outside the fake BARs the core answers (BAR0, vendor and device ids)
+  assert.equal(read(fd3, 0x10), g.gpu.configRead(0x10, 4));
+  assert.equal(read(fd3, 0x00), g.gpu.configRead(0x00, 4));
+});
+
+test("nvgrace with core ops: the config region is the core's, BAR2–5 included", () => {
+  const g = gpuF({ mig: "bug", firmware: null });
+  for (const o of [0x18, 0x1c, 0x20, 0x24])
+    assert.equal(g.m.vfio.configRead(g.fd, o, 4), g.gpu.configRead(o, 4));
+});
+
 test("nvgrace with core ops: VFIO_DEVICE_RESET is the plain R8 and region info the core's", () => {
   const g = gpuF({ mig: "bug", firmware: null });
   assert.equal(g.nv.configRead(0x20, 4), null);
