@@ -11,10 +11,14 @@
  */
 import { spawnSync } from "node:child_process";
 import {
+  closeSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
+  readSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -385,6 +389,48 @@ export function reportLspciDecode(tmp: string): void {
   );
 }
 
+const BDF_OR_DOMAIN_DIR = /^([0-9a-f]{4,8}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]|pci[0-9a-f]{4,8}:[0-9a-f]{2})$/i;
+const LINK_FILES = ["current_link_speed", "current_link_width", "max_link_speed", "max_link_width"];
+
+/**
+ * The system calls the sysfs import makes, alone: list every folder of the device tree, read the
+ * index links, and per function the files and links it reads (config, numa_node, resource, the
+ * link files, driver and iommu_group). No parsing, no model. Its time is the floor of an import
+ * built this way, to set beside lstopo's.
+ */
+export function sysfsSyscallFloor(sys: string): number {
+  const buf = new Uint8Array(65536);
+  const readAll = (path: string, limit = buf.length) => {
+    const fd = openSync(path, "r");
+    try {
+      let total = 0;
+      for (let n = 1; n > 0 && total < limit; total += n) n = readSync(fd, buf, total, limit - total, null);
+    } finally {
+      closeSync(fd);
+    }
+  };
+  // every folder of the device tree is listed; function folders are kept with their entries
+  const functions: { path: string; has: Set<string> }[] = [];
+  const walk = (path: string, isFunction: boolean) => {
+    const entries = readdirSync(path, { withFileTypes: true });
+    if (isFunction) functions.push({ path, has: new Set(entries.map((e) => e.name)) });
+    for (const e of entries)
+      if (e.isDirectory() && BDF_OR_DOMAIN_DIR.test(e.name)) walk(join(path, e.name), !/^pci/.test(e.name));
+  };
+  for (const e of readdirSync(join(sys, "devices"), { withFileTypes: true }))
+    if (e.isDirectory() && /^pci/.test(e.name)) walk(join(sys, "devices", e.name), false);
+  const index = join(sys, "bus/pci/devices");
+  for (const name of readdirSync(index)) readlinkSync(join(index, name));
+  for (const { path, has } of functions) {
+    readAll(join(path, "config"), 4096);
+    for (const f of ["numa_node", "resource", ...LINK_FILES]) if (has.has(f)) readAll(join(path, f));
+    if (has.has("driver")) readlinkSync(join(path, "driver"));
+    else if (has.has("uevent")) readAll(join(path, "uevent")); // the driver's name, when unbound links lack it
+    if (has.has("iommu_group")) readlinkSync(join(path, "iommu_group"));
+  }
+  return functions.length;
+}
+
 /** (c) import of a 10,000-function sysfs tree against `lstopo --input <dir> --of xml`. */
 export function reportSysfsImport(tmp: string): void {
   const dir = join(tmp, "sysfs");
@@ -415,6 +461,10 @@ export function reportSysfsImport(tmp: string): void {
   });
   process.stdout.write(
     `  (tree written in ${fmtMs(writeMs)}; baseline = lstopo --input <dir> --of xml, best of 3; with --whole-io ${fmtMs(whole)} = ${ratioText(ours.ms, whole)})${verdict(ours.ms <= theirs)}\n`,
+  );
+  const floor = time(() => sysfsSyscallFloor(join(dir, "sys")), 3);
+  process.stdout.write(
+    `  (the import's system calls alone, no parsing: ${fmtMs(floor.ms)} = ${ratioText(floor.ms, theirs)} lstopo — the floor of reading what this import reads)\n`,
   );
 }
 
