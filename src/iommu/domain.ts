@@ -124,22 +124,9 @@ export class IommuDomain {
   /** `iommu_unmap`: bytes unmapped from `iova` on, stopping at the first hole. */
   unmap(iova: bigint, len: bigint): bigint {
     if (!this.isPaging || (iova | len) % IOMMU_PAGE_SIZE !== 0n || len <= 0n) return 0n;
-    const end = iova + len;
-    let pos = iova;
-    while (pos < end) {
-      const i = this.indexContaining(pos);
-      if (i < 0) break;
-      const e = this.extents[i];
-      const eEnd = e.iova + e.len;
-      const cut = bigMin(eEnd, end);
-      const pieces: IommuMapping[] = [];
-      if (e.iova < pos) pieces.push({ ...e, len: pos - e.iova });
-      if (cut < eEnd) pieces.push({ ...e, iova: cut, len: eEnd - cut, phys: e.phys + (cut - e.iova) });
-      this.extents.splice(i, 1, ...pieces);
-      pos = cut;
-    }
-    if (pos > iova) this.stats.unmaps++;
-    return pos - iova;
+    const unmapped = unmapExtents(this.extents, iova, len);
+    if (unmapped > 0n) this.stats.unmaps++;
+    return unmapped;
   }
 
   /** `iommu_sync_map` (IOTLB flush after map): 0 or a negative errno (only by injection). */
@@ -192,15 +179,7 @@ export class IommuDomain {
 
   /** Bytes mapped inside [iova, iova + len). */
   mappedBytesIn(iova: bigint, len: bigint): bigint {
-    const end = iova + len;
-    let sum = 0n;
-    for (const e of this.extents) {
-      const lo = bigMax(e.iova, iova);
-      const eEnd = e.iova + e.len;
-      const hi = bigMin(eEnd, end);
-      if (hi > lo) sum += hi - lo;
-    }
-    return sum;
+    return extentBytesIn(this.extents, iova, len);
   }
 
   private overlaps(iova: bigint, len: bigint): boolean {
@@ -210,20 +189,65 @@ export class IommuDomain {
     return next !== undefined && next.iova < iova + len;
   }
 
-  /** Index of the first extent whose iova is greater than `iova`. */
   private upperIndex(iova: bigint): number {
-    let lo = 0;
-    let hi = this.extents.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.extents[mid].iova <= iova) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    return extentUpperIndex(this.extents, iova);
   }
 
   private indexContaining(iova: bigint): number {
-    const i = this.upperIndex(iova) - 1;
-    return i >= 0 && iova < this.extents[i].iova + this.extents[i].len ? i : -1;
+    return extentIndexContaining(this.extents, iova);
   }
+}
+
+/* Sorted, non-overlapping extents: shared by the IOMMU domain and iommufd's selftest mock. */
+
+/** Index of the first extent whose iova is greater than `iova`. */
+export function extentUpperIndex(extents: readonly IommuMapping[], iova: bigint): number {
+  let lo = 0;
+  let hi = extents.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (extents[mid].iova <= iova) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Index of the extent holding `iova`; -1 in a hole. */
+export function extentIndexContaining(extents: readonly IommuMapping[], iova: bigint): number {
+  const i = extentUpperIndex(extents, iova) - 1;
+  return i >= 0 && iova < extents[i].iova + extents[i].len ? i : -1;
+}
+
+/** Bytes of the extents inside [iova, iova + len). */
+export function extentBytesIn(extents: readonly IommuMapping[], iova: bigint, len: bigint): bigint {
+  const end = iova + len;
+  let sum = 0n;
+  for (const e of extents) {
+    const lo = bigMax(e.iova, iova);
+    const hi = bigMin(e.iova + e.len, end);
+    if (hi > lo) sum += hi - lo;
+  }
+  return sum;
+}
+
+/**
+ * `iommu_unmap`'s walk: unmaps [iova, iova+len) from `iova` on, splitting the extents it cuts
+ * through, and stops at the first hole. Returns the bytes unmapped.
+ */
+export function unmapExtents(extents: IommuMapping[], iova: bigint, len: bigint): bigint {
+  const end = iova + len;
+  let pos = iova;
+  while (pos < end) {
+    const i = extentIndexContaining(extents, pos);
+    if (i < 0) break;
+    const e = extents[i];
+    const eEnd = e.iova + e.len;
+    const cut = bigMin(eEnd, end);
+    const pieces: IommuMapping[] = [];
+    if (e.iova < pos) pieces.push({ ...e, len: pos - e.iova });
+    if (cut < eEnd) pieces.push({ ...e, iova: cut, len: eEnd - cut, phys: e.phys + (cut - e.iova) });
+    extents.splice(i, 1, ...pieces);
+    pos = cut;
+  }
+  return pos - iova;
 }

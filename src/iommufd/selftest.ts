@@ -12,8 +12,15 @@ import { KernelError } from "../core/errors.js";
 import { O_CLOEXEC } from "../core/file.js";
 import type { DmaBuf, DmaBufAttachment, DmaBufOps } from "../dmabuf/dma-buf.js";
 import type { PhysVec } from "../dmabuf/phys-vec.js";
-import type { IommuAccess, IommuFault, IommuMapping, IommuProt, TranslateResult } from "../iommu/domain.js";
-import { bigMax, bigMin } from "../iommu/iova.js";
+import {
+  extentBytesIn,
+  type IommuAccess,
+  type IommuFault,
+  type IommuMapping,
+  type IommuProt,
+  type TranslateResult,
+  unmapExtents,
+} from "../iommu/domain.js";
 import type { Machine } from "../machine/machine.js";
 import type { PagingDomainLike } from "./io-pagetable.js";
 import type { IommufdCtx, Ucmd } from "./iommufd.js";
@@ -52,22 +59,9 @@ export class MockDomain implements PagingDomainLike {
   /** Unmaps from `iova` on and stops at the first hole, like `iommu_unmap`. */
   unmap(iova: bigint, len: bigint): bigint {
     if ((iova | len) % this.pgsize || len <= 0n) return 0n;
-    const end = iova + len;
-    let pos = iova;
-    while (pos < end) {
-      const i = this.extents.findIndex((e) => e.iova <= pos && pos < e.iova + e.len);
-      if (i < 0) break;
-      const e = this.extents[i];
-      const eEnd = e.iova + e.len;
-      const cut = bigMin(eEnd, end);
-      const pieces: IommuMapping[] = [];
-      if (e.iova < pos) pieces.push({ ...e, len: pos - e.iova });
-      if (cut < eEnd) pieces.push({ ...e, iova: cut, len: eEnd - cut, phys: e.phys + (cut - e.iova) });
-      this.extents.splice(i, 1, ...pieces);
-      pos = cut;
-    }
-    if (pos > iova) this.stats.unmaps++;
-    return pos - iova;
+    const unmapped = unmapExtents(this.extents, iova, len);
+    if (unmapped > 0n) this.stats.unmaps++;
+    return unmapped;
   }
 
   translate(iova: bigint, access: IommuAccess): TranslateResult {
@@ -83,15 +77,7 @@ export class MockDomain implements PagingDomainLike {
   }
 
   mappedBytesIn(iova: bigint, len: bigint): bigint {
-    const end = iova + len;
-    let sum = 0n;
-    for (const e of this.extents) {
-      const lo = bigMax(e.iova, iova);
-      const eEnd = e.iova + e.len;
-      const hi = bigMin(eEnd, end);
-      if (hi > lo) sum += hi - lo;
-    }
-    return sum;
+    return extentBytesIn(this.extents, iova, len);
   }
 
   mappings(): IommuMapping[] {
