@@ -206,11 +206,23 @@ function pinnedOps(env: RdmaEnv): ImporterOps {
   };
 }
 
-/** Pins and maps a freshly attached umem under the reservation lock (§8.4 steps 7–8). */
-function pinAndMapLocked(env: RdmaEnv, umem: IbUmemDmabuf): void {
-  env.machine.dmabuf.pin(umem.attach);
-  umem.pinned = true;
-  ibUmemDmabufMapPages(umem);
+/**
+ * Pins and maps a freshly attached umem under the reservation lock (§8.4 steps 7–8); returns with
+ * the lock held. On failure the lock is dropped and the umem released (the attachment detached,
+ * the dma-buf put) before the error.
+ */
+function lockPinAndMap(env: RdmaEnv, umem: IbUmemDmabuf): void {
+  const resv = umem.dmabuf.resv;
+  resv.lock();
+  try {
+    env.machine.dmabuf.pin(umem.attach);
+    umem.pinned = true;
+    ibUmemDmabufMapPages(umem);
+  } catch (e) {
+    resv.unlock();
+    ibUmemDmabufRelease(umem);
+    throw e;
+  }
 }
 
 /**
@@ -238,16 +250,8 @@ export function ibUmemDmabufGetPinnedWithDmaDevice(
     pinnedOps(env),
     "pinned",
   );
-  const resv = umem.dmabuf.resv;
-  resv.lock();
-  try {
-    pinAndMapLocked(env, umem);
-  } catch (e) {
-    resv.unlock();
-    ibUmemDmabufRelease(umem);
-    throw e;
-  }
-  resv.unlock();
+  lockPinAndMap(env, umem);
+  umem.dmabuf.resv.unlock();
   return umem;
 }
 
@@ -286,15 +290,7 @@ export function ibUmemDmabufGetPinnedRevocableAndLock(
     ops,
     "pinned-revocable",
   );
-  const resv = umem.dmabuf.resv;
-  resv.lock();
-  try {
-    pinAndMapLocked(env, umem);
-  } catch (e) {
-    resv.unlock();
-    ibUmemDmabufRelease(umem);
-    throw e;
-  }
+  lockPinAndMap(env, umem);
   return umem;
 }
 
