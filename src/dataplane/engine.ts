@@ -195,6 +195,29 @@ interface WalkResult {
   completer: PciDev | null;
 }
 
+/** What one request of a transfer did: where it went, how, and how it ended. */
+function segmentOf(
+  address: bigint,
+  length: number,
+  status: DmaStatus,
+  reason: string | undefined,
+  p: Plan,
+  w: WalkResult,
+): DmaSegment {
+  return {
+    address,
+    length,
+    status,
+    target: p.target,
+    at: w.at,
+    via: p.turn.kind,
+    translated: p.translated,
+    downAddress: p.downAddr,
+    ...(reason ? { reason } : {}),
+    ...(w.fault ? { fault: w.fault } : {}),
+  };
+}
+
 const PAGE = 4096n;
 const NO_LIMIT = 1n << 64n;
 const PCI_SRIOV_CTRL_MSE = 0x08;
@@ -866,18 +889,7 @@ export class DmaEngine {
         if (status === "SC") delivered += len;
         else reason = `${w.at} answered Completer Abort`;
       }
-      segments.push({
-        address: a,
-        length: len,
-        status,
-        target: p.target,
-        at: w.at,
-        via: p.turn.kind,
-        translated: p.translated,
-        downAddress: p.downAddr,
-        ...(reason ? { reason } : {}),
-        ...(w.fault ? { fault: w.fault } : {}),
-      });
+      segments.push(segmentOf(a, len, status, reason, p, w));
       pos += len;
     }
     return this.finish(
@@ -996,18 +1008,7 @@ export class DmaEngine {
           }
         }
       }
-      segments.push({
-        address: a,
-        length: len,
-        status,
-        target: p.target,
-        at: w.at,
-        via: p.turn.kind,
-        translated: p.translated,
-        downAddress: p.downAddr,
-        ...(reason ? { reason } : {}),
-        ...(w.fault ? { fault: w.fault } : {}),
-      });
+      segments.push(segmentOf(a, len, status, reason, p, w));
       pos += len;
     }
     const r = this.finish(
