@@ -20,24 +20,26 @@ export const VFIO_DMA_BUF_TPH_ST_EXT = 1 << 1;
 export const VFIO_DEVICE_FEATURE_DMA_BUF_REVOKE = (tph: boolean) => (tph ? 14 : 13);
 export const VFIO_DEVICE_FEATURE_DMA_BUF_MEMATTR = (tph: boolean) => (tph ? 15 : 14);
 
-/** The dma-buf behind `fd` if this device exported it (dma_buf_get semantics for the errno). */
-function ownBuffer(
+/**
+ * Runs `body` on the dma-buf behind `fd` if this device exported it (dma_buf_get semantics for the
+ * errno), holding a reference for the call.
+ */
+function withOwnBuffer(
   m: Machine,
   vdev: VfioPciDevice,
   fd: number,
   foreign: "EINVAL" | "ENODEV",
-): { buf: DmaBuf; p: VfioDmaBuf } {
+  body: (buf: DmaBuf, p: VfioDmaBuf) => void,
+): void {
   const buf = m.dmabuf.get(m.fds, fd); // -EBADF, -EINVAL
-  const p = buf.priv;
-  if (!(p instanceof VfioDmaBuf)) {
+  try {
+    const p = buf.priv;
+    if (!(p instanceof VfioDmaBuf)) throw new KernelError("EINVAL", `descriptor ${fd} is not a VFIO dma-buf`);
+    if (p.vdev !== vdev) throw new KernelError(foreign, `descriptor ${fd} was exported by another device`);
+    body(buf, p);
+  } finally {
     m.dmabuf.put(buf);
-    throw new KernelError("EINVAL", `descriptor ${fd} is not a VFIO dma-buf`);
   }
-  if (p.vdev !== vdev) {
-    m.dmabuf.put(buf);
-    throw new KernelError(foreign, `descriptor ${fd} was exported by another device`);
-  }
-  return { buf, p };
 }
 
 /** VFIO_DEVICE_FEATURE_DMA_BUF_TPH (SET only, 12-byte payload). */
@@ -64,8 +66,7 @@ export function featureDmaBufTph(
   if (!v9 && completer === 0) throw new KernelError("EOPNOTSUPP", "device is not a TPH completer", "TPH-23");
   if (tflags & VFIO_DMA_BUF_TPH_ST_EXT && completer !== 3)
     throw new KernelError("EOPNOTSUPP", "extended steering tags need a TPH-and-extended completer", "TPH-23");
-  const { buf, p } = ownBuffer(m, vdev, fd, "EINVAL");
-  try {
+  withOwnBuffer(m, vdev, fd, "EINVAL", (buf, p) =>
     buf.resv.with(() => {
       p.tph = {
         stValid: (tflags & VFIO_DMA_BUF_TPH_ST) !== 0,
@@ -74,10 +75,8 @@ export function featureDmaBufTph(
         stExt,
         ph,
       };
-    });
-  } finally {
-    m.dmabuf.put(buf);
-  }
+    }),
+  );
   return 0;
 }
 
@@ -91,8 +90,7 @@ export function featureDmaBufRevoke(
   const m = vdev.vfio.machine;
   if (vfioCheckFeature(flags, dataLen, VFIO_DEVICE_FEATURE_SET, 4) === 0) return 0;
   const fd = arg.copyFromUser(FEATURE_HEADER_SIZE, 4, "dmabuf_fd").getInt32(0, true);
-  const { buf, p } = ownBuffer(m, vdev, fd, "ENODEV");
-  try {
+  withOwnBuffer(m, vdev, fd, "ENODEV", (buf, p) => {
     if (p.permRevoked) throw new KernelError("EBADFD", "buffer already revoked", "K-191");
     vdev.withMemoryLock(() =>
       buf.resv.with(() => {
@@ -102,9 +100,7 @@ export function featureDmaBufRevoke(
         m.dmabuf.moveNotify(buf);
       }),
     );
-  } finally {
-    m.dmabuf.put(buf);
-  }
+  });
   return 0;
 }
 
@@ -122,14 +118,11 @@ export function featureDmaBufMemattr(
   const memattr = d.getUint32(4, true);
   if (memattr > 1)
     throw new KernelError("ENOENT", `memory attribute ${memattr} is not supported (NC 0, WC 1)`, "K-192");
-  const { buf, p } = ownBuffer(m, vdev, fd, "ENODEV");
-  try {
+  withOwnBuffer(m, vdev, fd, "ENODEV", (buf, p) =>
     buf.resv.with(() => {
       p.memattr = memattr;
-    });
-  } finally {
-    m.dmabuf.put(buf);
-  }
+    }),
+  );
   return 0;
 }
 
