@@ -44,6 +44,11 @@ interface HostQueue {
   phase: 0 | 1;
 }
 
+/** A new, empty queue of `size` entries at `at` (phase tag 1, as after creation). */
+function hostQueue(id: number, size: number, at: { bus: bigint; cpu: bigint; inCmb: boolean }): HostQueue {
+  return { id, size, busBase: at.bus, cpuBase: at.cpu, inCmb: at.inCmb, tail: 0, head: 0, phase: 1 };
+}
+
 export class NvmeHost {
   private nextPhys: bigint;
   private nextCid = 1;
@@ -102,26 +107,8 @@ export class NvmeHost {
     this.setReg64(NVME_REG.ASQ, sq.dma);
     this.setReg64(NVME_REG.ACQ, cq.dma);
     this.setReg32(NVME_REG.CC, NVME_CC_EN | (6 << NVME_CC_IOSQES_SHIFT) | (4 << NVME_CC_IOCQES_SHIFT));
-    this.sqs.set(0, {
-      id: 0,
-      size: depth,
-      busBase: sq.dma,
-      cpuBase: sq.phys,
-      inCmb: false,
-      tail: 0,
-      head: 0,
-      phase: 1,
-    });
-    this.cqs.set(0, {
-      id: 0,
-      size: depth,
-      busBase: cq.dma,
-      cpuBase: cq.phys,
-      inCmb: false,
-      tail: 0,
-      head: 0,
-      phase: 1,
-    });
+    this.sqs.set(0, hostQueue(0, depth, { bus: sq.dma, cpu: sq.phys, inCmb: false }));
+    this.cqs.set(0, hostQueue(0, depth, { bus: cq.dma, cpu: cq.phys, inCmb: false }));
     return (this.reg32(NVME_REG.CSTS) & NVME_CSTS_RDY) !== 0;
   }
 
@@ -150,17 +137,7 @@ export class NvmeHost {
       cdw10: (qid | ((depth - 1) << 16)) >>> 0,
       cdw11: 1,
     });
-    if (c.status.sc === 0 && c.status.sct === 0)
-      this.cqs.set(qid, {
-        id: qid,
-        size: depth,
-        busBase: at.bus,
-        cpuBase: at.cpu,
-        inCmb: at.inCmb,
-        tail: 0,
-        head: 0,
-        phase: 1,
-      });
+    if (c.status.sc === 0 && c.status.sct === 0) this.cqs.set(qid, hostQueue(qid, depth, at));
     return c;
   }
 
@@ -174,17 +151,7 @@ export class NvmeHost {
       cdw10: (qid | ((depth - 1) << 16)) >>> 0,
       cdw11: (1 | (cqid << 16)) >>> 0,
     });
-    if (c.status.sc === 0 && c.status.sct === 0)
-      this.sqs.set(qid, {
-        id: qid,
-        size: depth,
-        busBase: at.bus,
-        cpuBase: at.cpu,
-        inCmb: at.inCmb,
-        tail: 0,
-        head: 0,
-        phase: 1,
-      });
+    if (c.status.sc === 0 && c.status.sct === 0) this.sqs.set(qid, hostQueue(qid, depth, at));
     return c;
   }
 
