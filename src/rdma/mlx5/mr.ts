@@ -564,23 +564,37 @@ function translateMtt(dev: Mlx5IbDev, mk: Mkey, req: TranslateRequest): Translat
   const segs = umem.dmaRange(off, req.length);
   if (!segs || !(umem.dmaDevice instanceof PciDev))
     return accessFail(a, "unmapped", `${umem.label} does not map ${hex(off)}+${hex(req.length)}`);
+  return mappedResult(umem, umem.dmaDevice, segs, {
+    relaxedOrdering: isWrite(a) ? mk.rights.relaxedOrderingWrite : mk.rights.relaxedOrderingRead,
+    dataDirect: false,
+    faulted,
+    tph: tphOut(mk, false),
+  });
+}
+
+/** A translation that lands in `umem`'s mapping: the issuer, its DMA segments, mode, target, TPH. */
+function mappedResult(
+  umem: IbUmemDmabuf,
+  issuer: PciDev,
+  segs: DmaSegment[],
+  o: { relaxedOrdering: boolean; dataDirect: boolean; faulted: boolean; tph: ReturnType<typeof tphOut> },
+): TranslateResult {
   const mode = umem.mode ?? "bus";
   const out: TranslateResult = {
     ok: true,
-    issuer: umem.dmaDevice,
+    issuer,
     segments: segs,
     dmaAddress: segs[0]?.dmaAddress ?? 0n,
     mapType: mode === "bus" ? "BUS_ADDR" : "THRU_HOST_BRIDGE",
     mode,
     addressKind: mode === "bus" ? "bus" : "iova",
-    relaxedOrdering: isWrite(a) ? mk.rights.relaxedOrderingWrite : mk.rights.relaxedOrderingRead,
-    dataDirect: false,
-    faulted,
+    relaxedOrdering: o.relaxedOrdering,
+    dataDirect: o.dataDirect,
+    faulted: o.faulted,
   };
   const target = targetOf(umem);
   if (target) out.target = target;
-  const tph = tphOut(mk, false);
-  if (tph) out.tph = tph;
+  if (o.tph) out.tph = o.tph;
   return out;
 }
 
@@ -637,23 +651,12 @@ function translateCrossing(dev: Mlx5IbDev, mk: Mkey, req: TranslateRequest): Tra
     else segs.push({ dmaAddress: addr, len: n });
     pos += n;
   }
-  const mode = umem.mode ?? "bus";
-  const out: TranslateResult = {
-    ok: true,
-    issuer: umem.dmaDevice,
-    segments: segs,
-    dmaAddress: segs[0]?.dmaAddress ?? 0n,
-    mapType: mode === "bus" ? "BUS_ADDR" : "THRU_HOST_BRIDGE",
-    mode,
-    addressKind: mode === "bus" ? "bus" : "iova",
+  const out = mappedResult(umem, umem.dmaDevice, segs, {
     relaxedOrdering: req.length > 0n && ro,
     dataDirect: true,
     faulted: false,
-  };
-  const target = targetOf(umem);
-  if (target) out.target = target;
-  const tph = tphOut(inner, true);
-  if (tph) out.tph = tph;
+    tph: tphOut(inner, true),
+  });
   if (mk.projected) out.projected = true;
   return out;
 }
