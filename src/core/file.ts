@@ -113,6 +113,17 @@ export class FdTable {
     f.put();
   }
 
+  /** `ioctl(fd, cmd, arg)` (`sys_ioctl` → `vfs_ioctl`): -EBADF, -ENOTTY, or the file's own answer. */
+  ioctl(fd: number, cmd: number, arg: UserBuffer): number {
+    const f = this.fget(fd);
+    try {
+      if (!f.ops.ioctl) throw new KernelError("ENOTTY", `descriptor ${fd} (${f.kind}) has no ioctls`);
+      return f.ops.ioctl(f, cmd, arg);
+    } finally {
+      f.put();
+    }
+  }
+
   /** Open descriptors. */
   get size(): number {
     return this.open;

@@ -445,16 +445,17 @@ export class NvmeController {
     const isCq = (idx & 1) === 1;
     const value = this.reg32(NVME_DOORBELL_BASE + idx * this.stride) & 0xffff;
     const name = `${isCq ? "CQ" : "SQ"}${qid} ${isCq ? "head" : "tail"}`;
-    const reject = (detail: string) =>
+    const report = (accepted: boolean, detail?: string) =>
       this.emit({
         kind: "nvme-doorbell",
         controller: this.dev.bdf,
         doorbell: name,
         value,
         requester,
-        accepted: false,
-        detail,
+        accepted,
+        ...(detail === undefined ? {} : { detail }),
       });
+    const reject = (detail: string) => report(false, detail);
     if (!this.ready) {
       reject("controller not ready");
       return;
@@ -470,14 +471,7 @@ export class NvmeController {
     }
     if (isCq) q.head = value;
     else (q as Sq).tail = value;
-    this.emit({
-      kind: "nvme-doorbell",
-      controller: this.dev.bdf,
-      doorbell: name,
-      value,
-      requester,
-      accepted: true,
-    });
+    report(true);
     if (this.autoProcess) this.process();
   }
 

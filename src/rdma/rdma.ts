@@ -238,13 +238,7 @@ export class Rdma implements RdmaEnv {
 
   /** `ioctl(fd, cmd, arg)` on a uverbs fd. */
   ioctl(fd: number, cmd: number, arg: UserBuffer): number {
-    const f = this.machine.fds.fget(fd);
-    try {
-      if (!f.ops.ioctl) throw new KernelError("ENOTTY", `descriptor ${fd} (${f.kind}) has no ioctls`);
-      return f.ops.ioctl(f, cmd, arg);
-    } finally {
-      f.put();
-    }
+    return this.machine.fds.ioctl(fd, cmd, arg);
   }
 
   /** The same ioctl as a kernel thread the caller steps with {@link Sched.step}. */

@@ -332,13 +332,7 @@ export class Vfio {
 
   /** `ioctl(fd, cmd, arg)` on any fd of the user process (device fds and dma-buf fds). */
   ioctl(fd: number, cmd: number, arg: UserBuffer): number {
-    const f = this.machine.fds.fget(fd);
-    try {
-      if (!f.ops.ioctl) throw new KernelError("ENOTTY", `descriptor ${fd} (${f.kind}) has no ioctls`);
-      return f.ops.ioctl(f, cmd, arg);
-    } finally {
-      f.put();
-    }
+    return this.machine.fds.ioctl(fd, cmd, arg);
   }
 
   /** The device fd ioctl wrapper and dispatch (§6.3 step 0). */

@@ -92,3 +92,44 @@ test("a number that is not an open descriptor (negative, fractional, NaN, past t
     [0],
   );
 });
+
+test("ioctl on a descriptor: -EBADF when not open, -ENOTTY for a file without ioctls, else the file answers; the reference taken is always dropped", () => {
+  const fds = new FdTable(8);
+  const plain = new KFile("eventfd", {}, 0, null);
+  const dev = new KFile(
+    "test-device",
+    {
+      ioctl: (_f, cmd) => {
+        if (cmd === 2) throw new KernelError("EINVAL", "bad command");
+        return cmd * 10;
+      },
+    },
+    0,
+    null,
+  );
+  const a = fds.install(plain);
+  const b = fds.install(dev);
+  const errno = (f: () => unknown) => {
+    try {
+      f();
+      return null;
+    } catch (e) {
+      return e instanceof KernelError ? e.errnoName : String(e);
+    }
+  };
+  const arg = new UserBuffer(null);
+  assert.equal(
+    errno(() => fds.ioctl(7, 1, arg)),
+    "EBADF",
+  );
+  assert.equal(
+    errno(() => fds.ioctl(a, 1, arg)),
+    "ENOTTY",
+  );
+  assert.equal(fds.ioctl(b, 1, arg), 10);
+  assert.equal(
+    errno(() => fds.ioctl(b, 2, arg)),
+    "EINVAL",
+  );
+  assert.deepEqual([plain.refs, dev.refs], [1, 1]);
+});
