@@ -403,8 +403,13 @@ export function sysfsSyscallFloor(sys: string): number {
   const readAll = (path: string, limit = buf.length) => {
     const fd = openSync(path, "r");
     try {
-      let total = 0;
-      for (let n = 1; n > 0 && total < limit; total += n) n = readSync(fd, buf, total, limit - total, null);
+      // as the import reads an attribute: a read shorter than asked and than a page ends it
+      for (let total = 0; total < limit; ) {
+        const want = limit - total;
+        const n = readSync(fd, buf, total, want, null);
+        total += n;
+        if (n === 0 || (n < want && n < 4096)) break;
+      }
     } finally {
       closeSync(fd);
     }

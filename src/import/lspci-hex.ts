@@ -79,11 +79,15 @@ function quickHexLine(text: string, start: number, end: number, expect: number, 
 /**
  * A config space for `raw`, padded with all-ones (what a read past the end returns) up to the
  * size class it belongs to: 64, 256 or 4096 bytes. The caller keeps `raw.length` as the real
- * length (decodeConfig takes it so padding is never decoded).
+ * length (decodeConfig takes it so padding is never decoded). With `adopt`, bytes that fill
+ * their size class and own their whole buffer become the config space as they are (the caller
+ * hands them over), instead of being copied.
  */
-export function configFromBytes(raw: Uint8Array): ConfigSpace {
+export function configFromBytes(raw: Uint8Array, adopt = false): ConfigSpace {
   const n = Math.min(raw.length, 4096);
   const size = n <= 64 ? 64 : n <= 256 ? 256 : 4096;
+  if (adopt && n === size && raw.length === size && raw.byteOffset === 0 && raw.buffer.byteLength === size)
+    return new ConfigSpace(raw);
   const b = new Uint8Array(size).fill(0xff);
   b.set(raw.subarray(0, n));
   return new ConfigSpace(b);

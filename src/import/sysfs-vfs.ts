@@ -16,8 +16,8 @@ export interface ReadOnlyFs {
   /** What `path` is, without following a final link; null when absent. */
   kind(path: string): VfsKind | null;
   /**
-   * A regular file's bytes (at most `limit`, the first ones, when given); null when absent, not
-   * a file, or unreadable.
+   * A regular file's bytes (at most `limit`, the first ones, when given), in a buffer of their
+   * own that the caller may keep and change; null when absent, not a file, or unreadable.
    */
   readFile(path: string, limit?: number): Uint8Array | null;
   /** A link's target as stored; null when `path` is not a link. */
@@ -150,6 +150,17 @@ export function linkDestination(linkPath: string, target: string): string | null
   return normalizePath(joinPath(dirnameOf(linkPath), target));
 }
 
+/**
+ * The smallest page size Linux runs with. A sysfs attribute read never returns less than this
+ * (or than was asked for) unless the attribute ends there: a text attribute is printed whole
+ * into one page, a binary one is read up to a page per call and only comes up short at its
+ * end. A regular file only comes up short at its end. So a short read of an attribute ends it,
+ * and the read that would return nothing is saved (one call per attribute, ~50,000 on a big
+ * machine). Not so for procfs, whose seq_file reads may stop at any record: files read by path
+ * ({@link DiskFs.readFile}) keep reading until a read returns nothing.
+ */
+const PAGE_SIZE = 4096;
+
 /** One buffer for every file {@link DiskFs} reads (copied out per read). */
 const READ_BUF = new Uint8Array(64 * 1024);
 
@@ -261,7 +272,8 @@ export class MemFs implements ReadOnlyFs {
     const n = this.node(path);
     if (n?.kind !== "file") return null;
     const data = n.data ?? new Uint8Array(0);
-    return limit !== undefined && data.length > limit ? data.subarray(0, limit) : data;
+    // a copy: the caller may change it, and the next import of this tree must read the original
+    return limit !== undefined && data.length > limit ? data.slice(0, limit) : data.slice();
   }
   readlink(path: string): string | null {
     const n = this.node(path);
@@ -286,9 +298,10 @@ const utf8 = new TextDecoder();
  * Reads an open file from its start until its end or `limit` bytes, into {@link READ_BUF} (grown
  * for a bigger file), and returns a view of the bytes, valid until the next read: copied or
  * decoded at once. No stat: sysfs attributes report a size of 4096 whatever they hold, so the
- * reads go on until one returns nothing.
+ * reads go on until one returns nothing or, for an attribute (`shortReadEnds`), until one comes
+ * up short (see {@link PAGE_SIZE}).
  */
-function readUpTo(fd: number, limit: number): Uint8Array {
+function readUpTo(fd: number, limit: number, shortReadEnds: boolean): Uint8Array {
   let buf = READ_BUF;
   let total = 0;
   while (total < limit) {
@@ -297,9 +310,11 @@ function readUpTo(fd: number, limit: number): Uint8Array {
       bigger.set(buf);
       buf = bigger;
     }
-    const n = readSync(fd, buf, total, Math.min(buf.length, limit) - total, null);
+    const want = Math.min(buf.length, limit) - total;
+    const n = readSync(fd, buf, total, want, null);
     if (n === 0) break;
     total += n;
+    if (shortReadEnds && n < want && n < PAGE_SIZE) break;
   }
   return buf.subarray(0, total);
 }
@@ -346,7 +361,7 @@ export class DiskFs implements ReadOnlyFs {
   readFile(path: string, limit = Number.POSITIVE_INFINITY): Uint8Array | null {
     const norm = normalizePath(path);
     if (norm === null || this.kindOf(norm) !== "file") return null;
-    return readAbsolute(this.absOf(norm), limit)?.slice() ?? null;
+    return readAbsolute(this.absOf(norm), limit, false)?.slice() ?? null;
   }
   readlink(path: string): string | null {
     const norm = normalizePath(path);
@@ -405,7 +420,10 @@ export class DiskFs implements ReadOnlyFs {
   }
 }
 
-/** A {@link DiskFs} folder whose listing was read: kinds come from it, files from `${abs}${name}`. */
+/**
+ * A {@link DiskFs} folder whose listing was read: kinds come from it, files from `${abs}${name}`,
+ * read as sysfs attributes (a short read ends them, see {@link PAGE_SIZE}).
+ */
 class ListedFolder implements FolderView {
   constructor(
     readonly path: string,
@@ -420,12 +438,12 @@ class ListedFolder implements FolderView {
   }
   readFile(name: string, limit = Number.POSITIVE_INFINITY): Uint8Array | null {
     if (kindIn(this.listing, name) !== "file") return null;
-    return readAbsolute(this.abs + name, limit)?.slice() ?? null;
+    return readAbsolute(this.abs + name, limit, true)?.slice() ?? null;
   }
   readText(name: string): string | null {
     if (kindIn(this.listing, name) !== "file") return null;
     // decoded from the shared buffer: no copy of the bytes (most attributes are a few bytes)
-    const bytes = readAbsolute(this.abs + name, Number.POSITIVE_INFINITY);
+    const bytes = readAbsolute(this.abs + name, Number.POSITIVE_INFINITY, true);
     return bytes && utf8.decode(bytes);
   }
   readlink(name: string): string | null {
@@ -443,11 +461,11 @@ class ListedFolder implements FolderView {
  * A file's bytes (at most `limit`) as a view of the shared read buffer, valid until the next
  * read; null when it cannot be opened or read.
  */
-function readAbsolute(path: string, limit: number): Uint8Array | null {
+function readAbsolute(path: string, limit: number, shortReadEnds: boolean): Uint8Array | null {
   let fd = -1;
   try {
     fd = openSync(path, "r");
-    return readUpTo(fd, limit);
+    return readUpTo(fd, limit, shortReadEnds);
   } catch {
     return null;
   } finally {

@@ -395,7 +395,7 @@ function loadFunction(
   const where = dir.where();
   const raw = dir.readFile("config", CONFIG_SPACE_MAX);
   if (raw && raw.length > 0) {
-    const config = configFromBytes(raw);
+    const config = configFromBytes(raw, true); // the bytes are ours (readFile copies)
     const len = raw.length;
     const file = dir.where("config");
     prov.record(bdf, "config", { length: len }, { file, field: `${len} bytes` });

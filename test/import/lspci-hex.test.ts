@@ -154,6 +154,15 @@ test("lspci hex import: pads to the size class with all-ones", () => {
   assert.equal(c2.size, 256);
   assert.equal(c2.read8(200), 0xff);
   assert.equal(configFromBytes(new Uint8Array(300)).size, 4096);
+  // Handed over (adopt): bytes that fill their size class and own their buffer are used as they
+  // are; anything else is still copied and padded.
+  const whole = new Uint8Array(256).fill(2);
+  assert.equal(configFromBytes(whole, true).bytes, whole);
+  assert.notEqual(configFromBytes(whole).bytes, whole);
+  const part = new Uint8Array(512).fill(3).subarray(0, 256);
+  assert.notEqual(configFromBytes(part, true).bytes, part);
+  const short = configFromBytes(new Uint8Array(100).fill(4), true);
+  assert.deepEqual([short.size, short.read8(99), short.read8(100)], [256, 4, 0xff]);
 });
 
 function expectError(text: string, re: RegExp): void {

@@ -5,12 +5,14 @@
  * expected output).
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { InputError } from "../../src/core/errors.js";
 import { importSysfs, importSysfsPath } from "../../src/import/sysfs.js";
-import { MemFs } from "../../src/import/sysfs-vfs.js";
+import { DiskFs, MemFs } from "../../src/import/sysfs-vfs.js";
 import { readArchive } from "../../src/import/tar.js";
 import type { PciDev } from "../../src/pci/device.js";
 import { Fabric } from "../../src/pci/fabric.js";
@@ -462,6 +464,62 @@ test("sysfs import: SR-IOV physfn/virtfn links, a VF reading 0xffff ids, drivers
   });
   assert.equal(r.provenance.get("cpu", "family")?.source.line, 3);
   assert.equal(r.reportedGroups, null);
+  // The VF's config space was written (its ids) in place: a second import of the same tree
+  // must read the snapshot's bytes again, not the first import's.
+  const again = importSysfs(fs);
+  assert.equal(again.fabric.get("0000:01:00.1").vendor, 0x15b3);
+  assert.equal(again.provenance.get("0000:01:00.1", "vendor")?.source.field, "Vendor ID @0x00");
+  assert.equal(again.provenance.all("0000:01:00.1", "vendor")[1]?.source.note, "a VF reads 0xffff in config");
+  assert.equal(new DataView(fs.readFile(`${vf}/config`)!.buffer).getUint16(0, true), 0xffff);
+});
+
+test("sysfs import: attributes read from a folder on disk equal the whole files, the live kernel's sysfs included", () => {
+  // A folder view stops reading an attribute at a read shorter than a page (sysfs never comes
+  // up short otherwise); every file it reads must still come whole, big ones too.
+  const dir = mkdtempSync(join(tmpdir(), "peerdma-attr-"));
+  try {
+    const sizes = [0, 1, 9, 4095, 4096, 4097, 8192, 65536, 65537, 200_000];
+    for (const n of sizes)
+      writeFileSync(
+        join(dir, `f${n}`),
+        Uint8Array.from({ length: n }, (_, i) => (i * 7 + n) & 0xff),
+      );
+    const folder = new DiskFs(dir).folder("");
+    for (const n of sizes) {
+      assert.deepEqual(folder.readFile(`f${n}`), new Uint8Array(readFileSync(join(dir, `f${n}`))), `f${n}`);
+      assert.equal(
+        folder.readText(`f${n}`)?.length,
+        new TextDecoder().decode(readFileSync(join(dir, `f${n}`))).length,
+      );
+      assert.equal(folder.readFile(`f${n}`, 4096)?.length, Math.min(n, 4096));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  // The live kernel's attributes (kernfs), where this machine has them: each read whole.
+  const live = [
+    "/sys/devices/system/cpu",
+    "/sys/devices/system/cpu/cpu0",
+    "/sys/kernel/mm/transparent_hugepage",
+  ];
+  let compared = 0;
+  for (const path of live) {
+    if (!existsSync(path)) continue;
+    const folder = new DiskFs(path).folder("");
+    for (const name of folder.entries()?.names ?? []) {
+      if (folder.kind(name) !== "file") continue;
+      let whole: Buffer;
+      try {
+        whole = readFileSync(join(path, name));
+      } catch {
+        continue; // write-only or not readable by this user
+      }
+      assert.equal(folder.readText(name), whole.toString("utf8"), join(path, name));
+      compared++;
+    }
+  }
+  if (existsSync("/sys/devices/system/cpu/online"))
+    assert.ok(compared >= 3, `compared ${compared} live attributes`);
 });
 
 test("sysfs import: a pointer loop of links (subsystem -> bus/pci -> devices) is not followed", () => {
