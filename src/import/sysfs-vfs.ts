@@ -202,6 +202,24 @@ interface MemNode {
   data?: Uint8Array;
   target?: string;
   children?: Map<string, MemNode>;
+  /** A folder's sorted listing, made when first asked for; dropped when its children change. */
+  listing?: Listing;
+}
+
+/** A file node's bytes (the first `limit`), copied: the caller may change them. */
+function copyOut(n: MemNode, limit?: number): Uint8Array {
+  const data = n.data ?? new Uint8Array(0);
+  // a copy: the next import of this tree must read the original
+  return limit !== undefined && data.length > limit ? data.slice(0, limit) : data.slice();
+}
+
+/** A folder node's entries, sorted as `<` orders strings, with their kinds. */
+function listingOf(n: MemNode): Listing {
+  if (!n.listing) {
+    const names = [...n.children!.keys()].sort();
+    n.listing = { names, kinds: names.map((name) => n.children!.get(name)!.kind) };
+  }
+  return n.listing;
 }
 
 /** An in-memory tree built from archive entries. */
@@ -240,16 +258,15 @@ export class MemFs implements ReadOnlyFs {
       if (child?.kind !== "dir") {
         child = { kind: "dir", children: new Map() };
         node.children!.set(parts[i], child);
+        node.listing = undefined;
       }
       node = child;
     }
     const name = parts[parts.length - 1];
     const existing = node.children!.get(name);
-    if (kind === "dir") {
-      if (existing?.kind !== "dir") node.children!.set(name, { kind: "dir", children: new Map() });
-      return;
-    }
-    node.children!.set(name, { kind, data, target });
+    if (kind === "dir" && existing?.kind === "dir") return;
+    node.children!.set(name, kind === "dir" ? { kind: "dir", children: new Map() } : { kind, data, target });
+    node.listing = undefined;
   }
 
   private node(path: string): MemNode | null {
@@ -270,10 +287,7 @@ export class MemFs implements ReadOnlyFs {
   }
   readFile(path: string, limit?: number): Uint8Array | null {
     const n = this.node(path);
-    if (n?.kind !== "file") return null;
-    const data = n.data ?? new Uint8Array(0);
-    // a copy: the caller may change it, and the next import of this tree must read the original
-    return limit !== undefined && data.length > limit ? data.slice(0, limit) : data.slice();
+    return n?.kind === "file" ? copyOut(n, limit) : null;
   }
   readlink(path: string): string | null {
     const n = this.node(path);
@@ -281,13 +295,44 @@ export class MemFs implements ReadOnlyFs {
   }
   list(path: string): string[] | null {
     const n = this.node(path);
-    return n?.kind === "dir" ? [...n.children!.keys()].sort() : null;
+    return n?.kind === "dir" ? [...listingOf(n).names] : null;
   }
   where(path: string): string {
     return `${this.label}:${path}`;
   }
   folder(path: string): FolderView {
-    return new PathFolder(this, path);
+    const n = this.node(path);
+    return n?.kind === "dir" ? new MemFolder(this, path, n) : new PathFolder(this, path);
+  }
+}
+
+/** A {@link MemFs} folder: its entries answer by name from its node, with no path to look up. */
+class MemFolder implements FolderView {
+  constructor(
+    private readonly fs: MemFs,
+    readonly path: string,
+    private readonly node: MemNode,
+  ) {}
+  kind(name: string): VfsKind | null {
+    return this.node.children!.get(name)?.kind ?? null;
+  }
+  readFile(name: string, limit?: number): Uint8Array | null {
+    const n = this.node.children!.get(name);
+    return n?.kind === "file" ? copyOut(n, limit) : null;
+  }
+  readText(name: string): string | null {
+    const n = this.node.children!.get(name);
+    return n?.kind === "file" ? utf8.decode(n.data ?? new Uint8Array(0)) : null;
+  }
+  readlink(name: string): string | null {
+    const n = this.node.children!.get(name);
+    return n?.kind === "symlink" ? (n.target ?? "") : null;
+  }
+  entries(): Listing {
+    return listingOf(this.node);
+  }
+  where(name?: string): string {
+    return this.fs.where(name === undefined ? this.path : `${this.path}/${name}`);
   }
 }
 
