@@ -86,7 +86,7 @@ function quickHexLine(text: string, start: number, end: number, expect: number, 
 export function configFromBytes(raw: Uint8Array, adopt = false): ConfigSpace {
   const n = Math.min(raw.length, 4096);
   const size = n <= 64 ? 64 : n <= 256 ? 256 : 4096;
-  if (adopt && n === size && raw.length === size && raw.byteOffset === 0 && raw.buffer.byteLength === size)
+  if (adopt && raw.length === size && raw.byteOffset === 0 && raw.buffer.byteLength === size)
     return new ConfigSpace(raw);
   const b = new Uint8Array(size).fill(0xff);
   b.set(raw.subarray(0, n));
